@@ -1,0 +1,37 @@
+//! FPNN, the binary RPC protocol of the LiveData (RTM) services, wire-compatible with the
+//! official C++, Go, Python and Java SDKs.
+//!
+//! The crate has three layers:
+//!
+//! * the **codec**, with no I/O: [`Frame`]s ([`Quest`], [`Answer`]) to and from bytes with a
+//!   [`FrameDecoder`]; payloads as [`Value`]s in msgpack or JSON ([`Format`]); typed payloads
+//!   with serde ([`to_value`], [`from_value`]); the error codes ([`code`]);
+//! * an async **client** ([`client::Client`]): many quests in flight on one connection,
+//!   per-quest timeouts, server push, keep-alive and reconnect;
+//! * an async **server** ([`server::Server`]): a method router, server push, limits and
+//!   graceful shutdown.
+//!
+//! ```
+//! use fpnn::{Frame, FrameDecoder, Quest, Value};
+//! use bytes::BytesMut;
+//!
+//! let params = Value::map().with("uid", 42);
+//! let quest = Quest::twoway("gettoken", 7, &params).unwrap();
+//! let bytes = Frame::from(quest.clone()).encode().unwrap();
+//!
+//! let mut buf = BytesMut::from(&bytes[..]);
+//! let frame = FrameDecoder::default().decode(&mut buf).unwrap();
+//! assert_eq!(frame, Some(Frame::Quest(quest)));
+//! ```
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod frame;
+pub mod msgpack;
+pub mod payload;
+pub mod value;
+
+pub use error::{code, ErrorAnswer};
+pub use frame::{Answer, CodecError, Frame, FrameDecoder, Quest, DEFAULT_MAX_FRAME};
+pub use payload::Format;
+pub use value::{from_value, to_value, DeError, SerError, Value};
