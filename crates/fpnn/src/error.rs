@@ -171,3 +171,67 @@ impl std::fmt::Display for ErrorAnswer {
 }
 
 impl std::error::Error for ErrorAnswer {}
+
+/// Why a quest (or a connection) failed, on the client side or for a server push.
+///
+/// Every variant has an FPNN code ([`Error::code`]), so that callers that follow the official
+/// SDKs can switch on numbers, while Rust callers can match on the kind: an error the peer
+/// answered ([`Error::Answer`]) is distinct from a local timeout or a lost connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The peer answered with an error.
+    #[error("{0}")]
+    Answer(ErrorAnswer),
+    /// No answer came within the quest's timeout (20003).
+    #[error("quest timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The connection was closed, by the peer or locally, before the answer came (20002).
+    #[error("connection closed: {0}")]
+    ConnectionClosed(String),
+    /// The connection is unusable: not connected, an I/O error, a corrupt stream or a lost
+    /// keep-alive (20012).
+    #[error("invalid connection: {0}")]
+    InvalidConnection(String),
+    /// The quest could not be encoded, or the answer could not be decoded (20005 / 20006).
+    #[error("{0}")]
+    Codec(String, i32),
+    /// The server is stopping (20014).
+    #[error("server is stopping")]
+    ServerStopping,
+}
+
+impl Error {
+    /// The FPNN (or application) error code.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Answer(a) => a.code,
+            Error::Timeout(_) => code::CORE_TIMEOUT,
+            Error::ConnectionClosed(_) => code::CORE_CONNECTION_CLOSED,
+            Error::InvalidConnection(_) => code::CORE_INVALID_CONNECTION,
+            Error::Codec(_, code) => *code,
+            Error::ServerStopping => code::CORE_SERVER_STOPPING,
+        }
+    }
+
+    /// The explanation: the peer's `ex` for an error answer, else a description.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Answer(a) => a.ex.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub(crate) fn encode(e: crate::frame::CodecError) -> Error {
+        Error::Codec(format!("cannot encode quest: {e}"), code::CORE_ENCODING)
+    }
+
+    pub(crate) fn decode(e: crate::frame::CodecError) -> Error {
+        Error::Codec(format!("cannot decode answer: {e}"), code::CORE_DECODING)
+    }
+}
+
+impl From<ErrorAnswer> for Error {
+    fn from(a: ErrorAnswer) -> Error {
+        Error::Answer(a)
+    }
+}

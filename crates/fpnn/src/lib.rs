@@ -35,3 +35,11 @@ pub use error::{code, ErrorAnswer};
 pub use frame::{Answer, CodecError, Frame, FrameDecoder, Quest, DEFAULT_MAX_FRAME};
 pub use payload::Format;
 pub use value::{from_value, to_value, DeError, SerError, Value};
+
+mod conn;
+pub mod router;
+pub mod server;
+
+pub use error::Error;
+pub use router::{HandlerResult, Router};
+pub mod client;

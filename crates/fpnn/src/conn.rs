@@ -1,0 +1,396 @@
+//! The connection engine shared by the client and the server.
+//!
+//! A connection is two tasks around one TCP stream: a reader that decodes frames and hands
+//! them on, and a writer that batches queued frames into as few writes as it can. Both sides of
+//! FPNN can send quests, so both need the same bookkeeping: a sequence counter and a table of
+//! the two-way quests waiting for an answer. [`Link`] is that shared state.
+
+use crate::error::{code, Error, ErrorAnswer};
+use crate::frame::{Answer, Frame, FrameDecoder, Quest};
+use crate::payload::Format;
+use crate::router::HandlerResult;
+use crate::value::Value;
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What the writer task is asked to do.
+pub(crate) enum Outgoing {
+    /// Send these bytes (one encoded frame).
+    Frame(Bytes),
+    /// Flush what is queued before this, then close the connection.
+    Close,
+}
+
+/// The state shared by a connection's reader, writer and users.
+pub(crate) struct Link {
+    out: mpsc::UnboundedSender<Outgoing>,
+    state: Mutex<LinkState>,
+    next_seq: AtomicU32,
+    /// Set once the connection is closing; read without the lock on hot paths.
+    closing: AtomicBool,
+    /// Tells the reader to stop (after the writer has flushed and closed).
+    stop_reader: Notify,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last byte received.
+    last_read: AtomicU64,
+    /// Milliseconds since `epoch` of the last byte sent.
+    last_write: AtomicU64,
+    peer: SocketAddr,
+}
+
+#[derive(Default)]
+struct LinkState {
+    pending: HashMap<u32, oneshot::Sender<Answer>>,
+    /// Why the connection closed, once it has.
+    closed: Option<Error>,
+}
+
+impl Link {
+    /// A link for a connection to `peer`, and the receiving end of its writer queue.
+    pub(crate) fn new(peer: SocketAddr) -> (Arc<Link>, mpsc::UnboundedReceiver<Outgoing>) {
+        let (out, rx) = mpsc::unbounded_channel();
+        let link = Link {
+            out,
+            state: Mutex::new(LinkState::default()),
+            next_seq: AtomicU32::new(1),
+            closing: AtomicBool::new(false),
+            stop_reader: Notify::new(),
+            epoch: Instant::now(),
+            last_read: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+            peer,
+        };
+        (Arc::new(link), rx)
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Why the connection closed, if it has.
+    pub(crate) fn close_reason(&self) -> Option<Error> {
+        self.lock().closed.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        // A panic while holding this lock cannot leave the map inconsistent; carry on.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn touch_read(&self) {
+        self.last_read.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn touch_write(&self) {
+        self.last_write.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Time since the last byte was received.
+    pub(crate) fn since_read(&self) -> Duration {
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_read.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Time since the last byte was sent or received.
+    pub(crate) fn since_active(&self) -> Duration {
+        let last = self
+            .last_read
+            .load(Ordering::Relaxed)
+            .max(self.last_write.load(Ordering::Relaxed));
+        Duration::from_millis(self.now_ms().saturating_sub(last))
+    }
+
+    /// Queues an encoded frame for the writer.
+    pub(crate) fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.out
+            .send(Outgoing::Frame(bytes))
+            .map_err(|_| self.closed_error())
+    }
+
+    fn closed_error(&self) -> Error {
+        self.close_reason()
+            .unwrap_or_else(|| Error::InvalidConnection("connection is closed".into()))
+    }
+
+    /// Encodes and queues a frame.
+    pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), Error> {
+        let bytes = frame.encode().map_err(Error::encode)?;
+        self.send_bytes(bytes)
+    }
+
+    /// Sends an answer.
+    pub(crate) fn answer(&self, answer: Answer) -> Result<(), Error> {
+        self.send_frame(&Frame::Answer(answer))
+    }
+
+    /// Sends a handler's result as the answer to quest `seq` (nothing for a one-way quest).
+    pub(crate) fn answer_result(&self, seq: Option<u32>, format: Format, result: HandlerResult) {
+        let Some(seq) = seq else { return };
+        let answer = match result {
+            Ok(body) => Answer::ok(seq, format, &body).unwrap_or_else(|e| {
+                let error =
+                    ErrorAnswer::new(code::CORE_ENCODING, format!("cannot encode answer: {e}"));
+                Answer::error(seq, format, &error)
+            }),
+            Err(error) => Answer::error(seq, format, &error),
+        };
+        // A connection that closed meanwhile cannot take the answer; nothing else to do.
+        let _ = self.answer(answer);
+    }
+
+    /// Answers a quest with an error (nothing for a one-way quest).
+    pub(crate) fn answer_error(&self, quest: &Quest, code: i32, ex: impl Into<String>) {
+        self.answer_result(quest.seq, quest.format, Err(ErrorAnswer::new(code, ex)));
+    }
+
+    /// Sends a one-way quest.
+    pub(crate) fn oneway(&self, method: &str, format: Format, params: &Value) -> Result<(), Error> {
+        let quest = Quest::new(method, None, format, params).map_err(Error::encode)?;
+        self.send_frame(&Frame::Quest(quest))
+    }
+
+    /// Sends a two-way quest and waits for its answer, at most `timeout`.
+    pub(crate) async fn quest(
+        &self,
+        method: &str,
+        format: Format,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let quest = Quest::new(method, Some(seq), format, params).map_err(Error::encode)?;
+        let bytes = Frame::Quest(quest).encode().map_err(Error::encode)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            if let Some(err) = &state.closed {
+                return Err(err.clone());
+            }
+            state.pending.insert(seq, tx);
+        }
+        if let Err(e) = self.send_bytes(bytes) {
+            self.lock().pending.remove(&seq);
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => match answer.into_result().map_err(Error::decode)? {
+                Ok(body) => Ok(body),
+                Err(error_answer) => Err(Error::Answer(error_answer)),
+            },
+            // The sender was dropped: the connection closed while we waited.
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => {
+                self.lock().pending.remove(&seq);
+                Err(Error::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Hands an answer to the quest waiting for it; answers nobody waits for are dropped, as
+    /// the official framework does (a late answer after a timeout, for instance).
+    pub(crate) fn deliver(&self, answer: Answer) {
+        let waiter = self.lock().pending.remove(&answer.seq);
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(answer);
+            }
+            None => {
+                tracing::debug!(peer = %self.peer, seq = answer.seq, "answer for an unknown seq dropped")
+            }
+        }
+    }
+
+    /// Closes the connection: frames already queued are still sent, then the socket is closed.
+    /// Quests waiting for an answer fail with `reason`. Only the first reason counts.
+    pub(crate) fn close(&self, reason: Error) {
+        let pending = {
+            let mut state = self.lock();
+            if state.closed.is_some() {
+                return;
+            }
+            state.closed = Some(reason);
+            self.closing.store(true, Ordering::Release);
+            std::mem::take(&mut state.pending)
+        };
+        // Dropping the senders wakes the waiters, which then read `closed`.
+        drop(pending);
+        let _ = self.out.send(Outgoing::Close);
+    }
+
+    /// The number of quests waiting for an answer.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.lock().pending.len()
+    }
+}
+
+/// What to do with a quest the peer sent.
+pub(crate) trait QuestSink: Send + 'static {
+    /// Handles one quest. An error closes the connection with that reason.
+    fn quest(&mut self, quest: Quest) -> Result<(), Error>;
+}
+
+/// Options of the read loop.
+pub(crate) struct ReadOptions {
+    pub max_frame: usize,
+    /// Close after this long without bytes in either direction.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Runs a connection until it closes: spawns the writer, runs the reader here. Returns why it
+/// closed (the reason given to [`Link::close`]).
+pub(crate) async fn run(
+    stream: TcpStream,
+    link: Arc<Link>,
+    out: mpsc::UnboundedReceiver<Outgoing>,
+    sink: impl QuestSink,
+    options: ReadOptions,
+) -> Error {
+    let (reader, writer) = stream.into_split();
+    let writer_link = link.clone();
+    tokio::spawn(async move { write_loop(writer, out, &writer_link).await });
+    let reason = read_loop(reader, &link, sink, options).await;
+    link.close(reason);
+    // The writer flushes and closes; the reason recorded first is the one that counts.
+    link.close_reason()
+        .unwrap_or_else(|| Error::ConnectionClosed("closed".into()))
+}
+
+async fn read_loop(
+    reader: OwnedReadHalf,
+    link: &Link,
+    mut sink: impl QuestSink,
+    options: ReadOptions,
+) -> Error {
+    let mut decoder = FrameDecoder::new(options.max_frame);
+    let mut buf = BytesMut::new();
+    link.touch_read();
+    loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(Frame::Answer(answer))) => link.deliver(answer),
+                Ok(Some(Frame::Quest(quest))) => {
+                    if let Err(reason) = sink.quest(quest) {
+                        return reason;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(peer = %link.peer(), error = %e, "bad frame, closing");
+                    return Error::InvalidConnection(format!("bad frame from peer: {e}"));
+                }
+            }
+        }
+        if buf.is_empty() && buf.capacity() > 0 {
+            // Give the memory back while the connection is quiet.
+            buf = BytesMut::new();
+        }
+        let idle = async {
+            match options.idle_timeout {
+                Some(limit) => loop {
+                    let quiet = link.since_active();
+                    if quiet >= limit {
+                        break;
+                    }
+                    tokio::time::sleep(limit - quiet).await;
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = link.stop_reader.notified() => {
+                return link.close_reason().unwrap_or_else(|| Error::ConnectionClosed("closed locally".into()));
+            }
+            ready = reader.readable() => {
+                if let Err(e) = ready {
+                    return Error::InvalidConnection(format!("read failed: {e}"));
+                }
+                if buf.capacity() - buf.len() < 1024 {
+                    buf.reserve(4096);
+                }
+                match reader.try_read_buf(&mut buf) {
+                    Ok(0) => return Error::ConnectionClosed("closed by peer".into()),
+                    Ok(_) => link.touch_read(),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Error::InvalidConnection(format!("read failed: {e}")),
+                }
+            }
+            _ = idle => {
+                return Error::ConnectionClosed("idle timeout".into());
+            }
+        }
+    }
+}
+
+/// Largest batch of queued frames written with one call.
+const WRITE_BATCH: usize = 64 * 1024;
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut out: mpsc::UnboundedReceiver<Outgoing>,
+    link: &Link,
+) {
+    let mut buf = BytesMut::new();
+    let mut closing = false;
+    while !closing {
+        let Some(first) = out.recv().await else { break };
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Frame(bytes) => buf.extend_from_slice(&bytes),
+                Outgoing::Close => {
+                    closing = true;
+                    break;
+                }
+            }
+            if buf.len() < WRITE_BATCH {
+                next = out.try_recv().ok();
+            }
+        }
+        if !buf.is_empty() {
+            if let Err(e) = writer.write_all(&buf).await {
+                link.close(Error::InvalidConnection(format!("write failed: {e}")));
+                break;
+            }
+            link.touch_write();
+            if buf.capacity() > WRITE_BATCH {
+                buf = BytesMut::new();
+            } else {
+                buf.clear();
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+    link.stop_reader.notify_one();
+}
+
+/// Milliseconds since the Unix epoch (for `*ping` answers).
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,398 @@
+//! The async FPNN server.
+//!
+//! ```no_run
+//! use fpnn::server::Server;
+//! use fpnn::{ErrorAnswer, Value};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let server = Server::builder()
+//!     .route("echo", |_conn, params: Value| async move { Ok(params) })
+//!     .route("fail", |_conn, _params| async move { Err(ErrorAnswer::new(200001, "no such user")) })
+//!     .bind("127.0.0.1:13315")
+//!     .await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Built in: `*ping` answers `{ts: <ms>}`; an unknown method is answered 20004; a quest that
+//! arrives while the server stops is answered 20014; a bad frame or an undecodable payload
+//! closes that connection only, silently, as the official framework does.
+
+mod connection;
+
+pub use connection::Connection;
+
+use crate::conn::{self, Link, QuestSink, ReadOptions};
+use crate::error::{code, Error, ErrorAnswer};
+use crate::frame::{Answer, Quest, DEFAULT_MAX_FRAME};
+use crate::router::{HandlerResult, Router};
+use crate::value::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Limits and timeouts of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Connections accepted at once; more are closed right after accept. Default 100 000.
+    pub max_connections: usize,
+    /// Close a connection after this long without bytes in either direction. Default 60 s.
+    pub idle_timeout: Option<Duration>,
+    /// The largest frame accepted, header included. Default 8 MiB.
+    pub max_frame: usize,
+    /// Default timeout of two-way quests pushed to clients. Default 5 s.
+    pub push_timeout: Duration,
+    /// How long [`Server::shutdown`] waits for in-flight quests. Default 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 100_000,
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_frame: DEFAULT_MAX_FRAME,
+            push_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+type ConnectHook = Arc<dyn Fn(&Connection) + Send + Sync>;
+type CloseHook = Arc<dyn Fn(&Connection, &Error) + Send + Sync>;
+
+/// Configures and starts a [`Server`].
+pub struct ServerBuilder {
+    config: ServerConfig,
+    router: Router<Connection>,
+    on_connect: Option<ConnectHook>,
+    on_close: Option<CloseHook>,
+}
+
+impl ServerBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the maximum number of connections.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// Sets the idle timeout (`None`: never).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest frame accepted.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.config.max_frame = bytes;
+        self
+    }
+
+    /// Sets the default timeout of pushed two-way quests.
+    pub fn push_timeout(mut self, timeout: Duration) -> Self {
+        self.config.push_timeout = timeout;
+        self
+    }
+
+    /// Routes `method` to a handler of the raw payload; see [`Router::route`].
+    pub fn route<F, Fut>(mut self, method: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(Connection, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.router = self.router.route(method, handler);
+        self
+    }
+
+    /// Routes `method` to a handler of a typed payload; see [`Router::route_typed`].
+    pub fn route_typed<P, R, F, Fut>(mut self, method: impl Into<String>, handler: F) -> Self
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(Connection, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ErrorAnswer>> + Send + 'static,
+    {
+        self.router = self.router.route_typed(method, handler);
+        self
+    }
+
+    /// Uses a router built elsewhere (replacing routes added so far).
+    pub fn router(mut self, router: Router<Connection>) -> Self {
+        self.router = router;
+        self
+    }
+
+    /// Called for every accepted connection, before its first quest is read.
+    pub fn on_connect(mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) -> Self {
+        self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called when a connection has closed, with the reason.
+    pub fn on_close(mut self, hook: impl Fn(&Connection, &Error) + Send + Sync + 'static) -> Self {
+        self.on_close = Some(Arc::new(hook));
+        self
+    }
+
+    /// Binds a TCP listener and starts serving.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve(listener)
+    }
+
+    /// Starts serving on a listener.
+    pub fn serve(self, listener: TcpListener) -> std::io::Result<Server> {
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config: self.config,
+            router: self.router,
+            on_connect: self.on_connect,
+            on_close: self.on_close,
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            drained: Notify::new(),
+            stop_accept: Notify::new(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Server {
+            shared,
+            local_addr,
+            accept,
+        })
+    }
+}
+
+/// A running FPNN server. Dropping it stops accepting; [`Server::shutdown`] also answers
+/// in-flight quests and closes every connection.
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+struct Shared {
+    config: ServerConfig,
+    router: Router<Connection>,
+    on_connect: Option<ConnectHook>,
+    on_close: Option<CloseHook>,
+    connections: Mutex<HashMap<u64, Connection>>,
+    next_id: AtomicU64,
+    stopping: AtomicBool,
+    in_flight: AtomicUsize,
+    drained: Notify,
+    stop_accept: Notify,
+}
+
+impl Shared {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Connection>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn quest_done(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.stopping.load(Ordering::Acquire)
+        {
+            self.drained.notify_waiters();
+        }
+    }
+}
+
+impl Server {
+    /// A builder with the default configuration and no routes.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            config: ServerConfig::default(),
+            router: Router::new(),
+            on_connect: None,
+            on_close: None,
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections().len()
+    }
+
+    /// The open connection with this id.
+    pub fn connection(&self, id: u64) -> Option<Connection> {
+        self.shared.connections().get(&id).cloned()
+    }
+
+    /// Every open connection.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.shared.connections().values().cloned().collect()
+    }
+
+    /// The number of quests being handled.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Graceful shutdown: stop accepting, answer new quests with 20014, wait (up to the
+    /// configured grace) for in-flight quests to be answered, then close every connection,
+    /// letting queued answers go out first.
+    pub async fn shutdown(mut self) {
+        let shared = self.shared.clone();
+        shared.stopping.store(true, Ordering::Release);
+        shared.stop_accept.notify_one();
+        let _ = (&mut self.accept).await;
+        let grace = shared.config.shutdown_grace;
+        let drained = async {
+            loop {
+                let notified = shared.drained.notified();
+                if shared.in_flight.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!(
+                in_flight = shared.in_flight.load(Ordering::Acquire),
+                "shutdown grace elapsed with quests still in flight"
+            );
+        }
+        let connections: Vec<Connection> = shared.connections().values().cloned().collect();
+        for conn in &connections {
+            conn.close_with(Error::ConnectionClosed("server shutting down".into()));
+        }
+        let closed = async {
+            while !shared.connections().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(grace, closed).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shared.stop_accept.notify_one();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shared.stop_accept.notified() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if shared.connections().len() >= shared.config.max_connections {
+                    tracing::warn!(%peer, max = shared.config.max_connections, "connection limit reached, closing new connection");
+                    drop(stream);
+                    continue;
+                }
+                tokio::spawn(serve_connection(stream, peer, shared.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(peer);
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (link, out) = Link::new(peer);
+    let conn = Connection::new(id, local, link.clone(), shared.config.push_timeout);
+    shared.connections().insert(id, conn.clone());
+    if let Some(hook) = &shared.on_connect {
+        hook(&conn);
+    }
+    let sink = ServerSink {
+        shared: shared.clone(),
+        conn: conn.clone(),
+    };
+    let options = ReadOptions {
+        max_frame: shared.config.max_frame,
+        idle_timeout: shared.config.idle_timeout,
+    };
+    let reason = conn::run(stream, link, out, sink, options).await;
+    tracing::debug!(%peer, id, reason = %reason, "connection closed");
+    shared.connections().remove(&id);
+    if let Some(hook) = &shared.on_close {
+        hook(&conn, &reason);
+    }
+}
+
+struct ServerSink {
+    shared: Arc<Shared>,
+    conn: Connection,
+}
+
+impl QuestSink for ServerSink {
+    fn quest(&mut self, quest: Quest) -> Result<(), Error> {
+        let link = self.conn.link();
+        if quest.method == "*ping" {
+            if let Some(seq) = quest.seq {
+                let body = Value::map().with("ts", conn::unix_ms());
+                if let Ok(answer) = Answer::ok(seq, quest.format, &body) {
+                    let _ = link.answer(answer);
+                }
+            }
+            return Ok(());
+        }
+        // An undecodable payload closes the connection without an answer (C++ behaviour).
+        let params = quest.params().map_err(|e| {
+            Error::InvalidConnection(format!("bad payload in quest '{}': {e}", quest.method))
+        })?;
+        if self.shared.stopping.load(Ordering::Acquire) {
+            link.answer_error(&quest, code::CORE_SERVER_STOPPING, "server is stopping");
+            return Ok(());
+        }
+        let Some(future) = self
+            .shared
+            .router
+            .dispatch(&quest.method, self.conn.clone(), params)
+        else {
+            link.answer_error(
+                &quest,
+                code::CORE_UNKNOWN_METHOD,
+                format!("unknown method: {}", quest.method),
+            );
+            return Ok(());
+        };
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let shared = self.shared.clone();
+        let conn = self.conn.clone();
+        let (seq, format) = (quest.seq, quest.format);
+        tokio::spawn(async move {
+            let result = future.await;
+            conn.link().answer_result(seq, format, result);
+            shared.quest_done();
+        });
+        Ok(())
+    }
+}
