@@ -1,0 +1,281 @@
+//! The async client.
+
+use crate::error::{Error, Result};
+use crate::salt::next_salt;
+use crate::sign::sign;
+use fpnn::client::{Client, ClientBuilder, ConnectionEvent, KeepAlive, RegressiveStrategy};
+use fpnn::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The default timeout of a call: 30 s, as in the official server SDKs.
+pub const DEFAULT_QUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default connect timeout: 30 s, as in the official server SDKs.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The device types `add_device` accepts.
+pub mod app_type {
+    /// Apple Push Notification service.
+    pub const APNS: &str = "apns";
+    /// Firebase Cloud Messaging (servers also accept the older names `gcm` and `pcm`).
+    pub const FCM: &str = "fcm";
+}
+
+/// A device token registered for a user, as [`RtmServerClient::get_devices`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Device {
+    /// `apns` or `fcm`.
+    pub apptype: String,
+    /// The push token.
+    pub devicetoken: String,
+    /// When it was added, in milliseconds since the Unix epoch.
+    pub time: i64,
+}
+
+/// Configures an [`RtmServerClient`].
+pub struct RtmServerClientBuilder {
+    pid: i32,
+    secret: String,
+    fpnn: ClientBuilder,
+}
+
+impl RtmServerClientBuilder {
+    /// The default timeout of every call (zero keeps the current one). Default 30 s.
+    pub fn quest_timeout(mut self, timeout: Duration) -> Self {
+        self.fpnn = self.fpnn.quest_timeout(timeout);
+        self
+    }
+
+    /// The timeout of a TCP connect. Default 30 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.fpnn = self.fpnn.connect_timeout(timeout);
+        self
+    }
+
+    /// Reconnect in the background when the connection is lost (default on, as in the
+    /// official SDKs). Either way, a call made while disconnected connects first.
+    pub fn auto_reconnect(mut self, on: bool) -> Self {
+        self.fpnn = self.fpnn.auto_reconnect(on);
+        self
+    }
+
+    /// The delays between reconnect attempts (the official SDKs' strategy by default).
+    pub fn regressive_strategy(mut self, strategy: RegressiveStrategy) -> Self {
+        self.fpnn = self.fpnn.regressive_strategy(strategy);
+        self
+    }
+
+    /// Keep-alive pings (off by default): with them, a server that goes silent is detected
+    /// and the connection replaced before the next call needs it.
+    pub fn keep_alive(mut self, keep_alive: Option<KeepAlive>) -> Self {
+        self.fpnn = self.fpnn.keep_alive(keep_alive);
+        self
+    }
+
+    /// Connection callbacks: connected (with `is_reconnect`), connect failed, closed (with
+    /// `by_error` and `will_reconnect`).
+    pub fn on_event(mut self, hook: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {
+        self.fpnn = self.fpnn.on_event(hook);
+        self
+    }
+
+    /// Builds the async client. It connects on the first call (or [`RtmServerClient::connect`]).
+    pub fn build(self) -> RtmServerClient {
+        RtmServerClient {
+            shared: Arc::new(Shared {
+                pid: self.pid,
+                secret: self.secret,
+                client: self.fpnn.build(),
+            }),
+            timeout: None,
+        }
+    }
+
+    /// Builds the blocking client, which runs its own small runtime.
+    pub fn build_blocking(self) -> Result<crate::blocking::RtmServerClient> {
+        crate::blocking::RtmServerClient::from_async(self.build())
+    }
+}
+
+/// The RTM server client: the Token API over one FPNN connection.
+///
+/// Cheap to clone (clones share the connection) and safe to use from many tasks at once;
+/// calls from all of them are multiplexed over the one connection.
+#[derive(Clone)]
+pub struct RtmServerClient {
+    shared: Arc<Shared>,
+    /// The per-call timeout of this handle; `None` for the client's default.
+    timeout: Option<Duration>,
+}
+
+struct Shared {
+    pid: i32,
+    secret: String,
+    client: Client,
+}
+
+impl std::fmt::Debug for RtmServerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtmServerClient")
+            .field("pid", &self.shared.pid)
+            .field("endpoint", &self.shared.client.endpoint())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl RtmServerClient {
+    /// A client of project `pid` with its `secret`, for the server gate at `endpoint`
+    /// (`"host:port"`), with the default options.
+    pub fn new(pid: i32, secret: impl Into<String>, endpoint: impl Into<String>) -> Self {
+        Self::builder(pid, secret, endpoint).build()
+    }
+
+    /// A builder for the options: timeouts, reconnection, keep-alive, callbacks.
+    pub fn builder(
+        pid: i32,
+        secret: impl Into<String>,
+        endpoint: impl Into<String>,
+    ) -> RtmServerClientBuilder {
+        RtmServerClientBuilder {
+            pid,
+            secret: secret.into(),
+            fpnn: Client::builder(endpoint)
+                .quest_timeout(DEFAULT_QUEST_TIMEOUT)
+                .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+                .auto_reconnect(true),
+        }
+    }
+
+    /// The project id.
+    pub fn pid(&self) -> i32 {
+        self.shared.pid
+    }
+
+    /// The server endpoint.
+    pub fn endpoint(&self) -> &str {
+        self.shared.client.endpoint()
+    }
+
+    /// A handle on the same client whose calls use `timeout` instead of the default (zero
+    /// means the default): the per-call timeout.
+    ///
+    /// ```no_run
+    /// # async fn f(client: rtm_server_sdk::RtmServerClient) -> rtm_server_sdk::Result<()> {
+    /// use std::time::Duration;
+    /// let token = client.with_timeout(Duration::from_secs(2)).get_token(42).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> RtmServerClient {
+        RtmServerClient {
+            shared: self.shared.clone(),
+            timeout: (!timeout.is_zero()).then_some(timeout),
+        }
+    }
+
+    /// Connects now instead of on the first call.
+    pub async fn connect(&self) -> Result<()> {
+        Ok(self.shared.client.connect().await?)
+    }
+
+    /// `true` while connected.
+    pub fn is_connected(&self) -> bool {
+        self.shared.client.is_connected()
+    }
+
+    /// Closes the connection; calls in flight fail with 20002. A later call reconnects.
+    pub async fn close(&self) {
+        self.shared.client.close().await;
+    }
+
+    /// A login token for user `uid`, to hand to the user's app, which passes it to the RTM
+    /// gate's `auth`. Method `gettoken`; answer `{token}`.
+    pub async fn get_token(&self, uid: i64) -> Result<String> {
+        let answer = self.send("gettoken", uid, Vec::new()).await?;
+        match answer.get("token").and_then(Value::as_text) {
+            Some(token) => Ok(token),
+            None => Err(Error::Protocol {
+                code: fpnn::code::PROTO_KEY_NOT_FOUND,
+                message: format!("gettoken answer has no string 'token': {answer}"),
+            }),
+        }
+    }
+
+    /// Revokes the user's login tokens; the next `auth` with them fails. Method `removetoken`.
+    pub async fn remove_token(&self, uid: i64) -> Result<()> {
+        self.send("removetoken", uid, Vec::new()).await.map(drop)
+    }
+
+    /// Registers a push device token for the user. `app_type` is [`app_type::APNS`] or
+    /// [`app_type::FCM`]. Method `adddevice`.
+    pub async fn add_device(&self, uid: i64, app_type: &str, device_token: &str) -> Result<()> {
+        let extra = vec![
+            ("apptype", Value::from(app_type)),
+            ("devicetoken", Value::from(device_token)),
+        ];
+        self.send("adddevice", uid, extra).await.map(drop)
+    }
+
+    /// Removes a push device token of the user. Method `removedevice`.
+    pub async fn remove_device(&self, uid: i64, device_token: &str) -> Result<()> {
+        let extra = vec![("devicetoken", Value::from(device_token))];
+        self.send("removedevice", uid, extra).await.map(drop)
+    }
+
+    /// Forces every login of the user offline. Method `kickout`.
+    pub async fn kickout(&self, uid: i64) -> Result<()> {
+        self.send("kickout", uid, Vec::new()).await.map(drop)
+    }
+
+    /// Forces offline only the user's login at endpoint `ce` (the client's `ip:port` as the
+    /// gate sees it), the form of the SDKs before API 2.7.0. Method `kickout` with `ce`.
+    pub async fn kickout_endpoint(&self, uid: i64, ce: &str) -> Result<()> {
+        self.send("kickout", uid, vec![("ce", Value::from(ce))])
+            .await
+            .map(drop)
+    }
+
+    /// The user's registered devices, oldest first. Method `getdevices`: an extension of
+    /// `rtmd`, not part of the hosted RTM service (which answers 20004).
+    pub async fn get_devices(&self, uid: i64) -> Result<Vec<Device>> {
+        let answer = self.send("getdevices", uid, Vec::new()).await?;
+        let devices = answer.get("devices").unwrap_or(&Value::Nil);
+        fpnn::from_value(devices).map_err(|e| Error::Protocol {
+            code: fpnn::code::CORE_DECODING,
+            message: format!("unexpected getdevices answer: {e}"),
+        })
+    }
+
+    /// Sends a signed quest: `{pid, sign, salt, ts, uid, extra…}` in the official SDKs' order.
+    async fn send(&self, method: &str, uid: i64, extra: Vec<(&str, Value)>) -> Result<Value> {
+        let params = self.signed_params(method, uid, extra);
+        Ok(self
+            .shared
+            .client
+            .quest_with_timeout(method, &params, self.timeout)
+            .await?)
+    }
+
+    /// The payload of a server quest, signed now with a fresh salt.
+    pub(crate) fn signed_params(&self, method: &str, uid: i64, extra: Vec<(&str, Value)>) -> Value {
+        let Shared { pid, secret, .. } = &*self.shared;
+        let (salt, ts) = (next_salt(), unix_secs());
+        let mut params = Value::map()
+            .with("pid", *pid)
+            .with("sign", sign(*pid, secret, salt, method, ts))
+            .with("salt", salt)
+            .with("ts", ts)
+            .with("uid", uid);
+        for (key, value) in extra {
+            params.insert(key, value);
+        }
+        params
+    }
+}

@@ -1,0 +1,98 @@
+//! The SDK's error type.
+
+use crate::code;
+use std::time::Duration;
+
+/// Why a call failed.
+///
+/// [`Error::code`] is the number the official SDKs return (RTM codes `2000xx` from the
+/// server, FPNN codes for transport failures), and the variants tell the kinds apart:
+/// the server refused the call ([`Error::Server`]), no answer came in time
+/// ([`Error::Timeout`]), the connection closed or could not be made
+/// ([`Error::ConnectionClosed`], [`Error::Connection`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error: an RTM code (e.g. 200002, bad signature) or an
+    /// FPNN code (e.g. 10009, missing key), and its message.
+    #[error("server error {code}{}: {message}", code_name(*.code))]
+    Server {
+        /// The error code.
+        code: i32,
+        /// The server's explanation (`ex`).
+        message: String,
+    },
+    /// No answer within the call's timeout (20003).
+    #[error("no answer within {0:?} (20003)")]
+    Timeout(Duration),
+    /// The connection closed before the answer came (20002).
+    #[error("connection closed before the answer came (20002): {0}")]
+    ConnectionClosed(String),
+    /// Not connected and could not connect, or the connection broke (20012).
+    #[error("connection failed (20012): {0}")]
+    Connection(String),
+    /// The quest could not be encoded or the answer not understood (20005/20006).
+    #[error("protocol error {code}: {message}")]
+    Protocol {
+        /// The error code.
+        code: i32,
+        /// What went wrong.
+        message: String,
+    },
+    /// The blocking client was used inside an async runtime, or its runtime could not start.
+    #[error("blocking client misuse: {0}")]
+    Runtime(String),
+}
+
+fn code_name(code: i32) -> String {
+    code::name(code)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// The numeric code, as the official SDKs report it.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Server { code, .. } | Error::Protocol { code, .. } => *code,
+            Error::Timeout(_) => code::CORE_TIMEOUT,
+            Error::ConnectionClosed(_) => code::CORE_CONNECTION_CLOSED,
+            Error::Connection(_) => code::CORE_INVALID_CONNECTION,
+            Error::Runtime(_) => code::CORE_UNKNOWN_ERROR,
+        }
+    }
+
+    /// The server's message for [`Error::Server`], else a description.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Server { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// `true` for a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+}
+
+impl From<fpnn::Error> for Error {
+    fn from(e: fpnn::Error) -> Error {
+        match e {
+            fpnn::Error::Answer(a) => Error::Server {
+                code: a.code,
+                message: a.ex,
+            },
+            fpnn::Error::Timeout(t) => Error::Timeout(t),
+            fpnn::Error::ConnectionClosed(m) => Error::ConnectionClosed(m),
+            fpnn::Error::InvalidConnection(m) => Error::Connection(m),
+            fpnn::Error::Codec(message, code) => Error::Protocol { code, message },
+            fpnn::Error::ServerStopping => Error::Server {
+                code: code::CORE_SERVER_STOPPING,
+                message: "server is stopping".into(),
+            },
+        }
+    }
+}
+
+/// The result of an SDK call.
+pub type Result<T> = std::result::Result<T, Error>;

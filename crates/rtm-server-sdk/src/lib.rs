@@ -1,0 +1,76 @@
+//! The RTM server SDK in Rust: the Token API of LiveData RTM.
+//!
+//! A game or app backend ("business server") uses it to mint login tokens for its users,
+//! revoke them, register push device tokens, and force users offline. It speaks FPNN and puts
+//! the same bytes on the wire as the official C++/Go/Java/Python SDKs, so it works against
+//! the hosted RTM service and against `rtmd`, the self-hosted service in this workspace.
+//!
+//! | call | method on the wire | extra keys |
+//! |---|---|---|
+//! | [`get_token`](RtmServerClient::get_token) | `gettoken` → `{token}` | `uid` |
+//! | [`remove_token`](RtmServerClient::remove_token) | `removetoken` | `uid` |
+//! | [`add_device`](RtmServerClient::add_device) | `adddevice` | `uid, apptype, devicetoken` |
+//! | [`remove_device`](RtmServerClient::remove_device) | `removedevice` | `uid, devicetoken` |
+//! | [`kickout`](RtmServerClient::kickout) | `kickout` | `uid` |
+//! | [`kickout_endpoint`](RtmServerClient::kickout_endpoint) | `kickout` | `uid, ce` |
+//!
+//! Every quest also carries `pid, sign, salt, ts`, signed as described in [`sign`].
+//!
+//! # Example: a login token for a user, and forcing the user out
+//!
+//! ```no_run
+//! use rtm_server_sdk::{app_type, RtmServerClient};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> rtm_server_sdk::Result<()> {
+//! let client = RtmServerClient::builder(11000001, "project-secret", "127.0.0.1:13315")
+//!     .quest_timeout(Duration::from_secs(10))
+//!     .build();
+//!
+//! // Mint a token and hand it to the user's app, which logs in to the gate with
+//! // auth {pid, uid, token}.
+//! let token = client.get_token(42).await?;
+//!
+//! // Push notifications: register the app's device token.
+//! client.add_device(42, app_type::APNS, "a1b2c3...").await?;
+//! client.remove_device(42, "a1b2c3...").await?;
+//!
+//! // Force the user offline now, and make sure the token cannot log in again.
+//! client.remove_token(42).await?;
+//! client.kickout(42).await?;
+//!
+//! // Kick only one of the user's logins (its client endpoint as the gate sees it).
+//! client.kickout_endpoint(42, "203.0.113.7:51234").await?;
+//!
+//! // A per-call timeout.
+//! client.with_timeout(Duration::from_secs(1)).get_token(42).await?;
+//! # let _ = token;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! Every call returns [`Error`], whose [`code`](Error::code) is the number the official SDKs
+//! report: RTM codes from the server (e.g. [`code::INVALID_PID_OR_SIGN`]), 20003 for a
+//! timeout, 20002 when the connection closed during the call, 20012 when there is no
+//! connection. The variants tell those kinds apart.
+//!
+//! # Blocking
+//!
+//! [`blocking::RtmServerClient`] has the same calls for code that is not async.
+#![warn(missing_docs)]
+
+pub mod blocking;
+mod client;
+pub mod code;
+mod error;
+pub mod salt;
+pub mod sign;
+
+pub use client::{
+    app_type, Device, RtmServerClient, RtmServerClientBuilder, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_QUEST_TIMEOUT,
+};
+pub use error::{Error, Result};
+pub use fpnn::client::{ConnectionEvent, KeepAlive, RegressiveStrategy};
