@@ -27,12 +27,16 @@ type DynHandler<C> = Arc<dyn Fn(C, Value) -> HandlerFuture + Send + Sync>;
 /// 20001 (`CORE_UNKNOWN_ERROR`), like a C++ handler that throws.
 pub struct Router<C> {
     routes: HashMap<String, DynHandler<C>>,
+    fallback: Option<DynFallback<C>>,
 }
+
+type DynFallback<C> = Arc<dyn Fn(C, &str, Value) -> HandlerFuture + Send + Sync>;
 
 impl<C> Default for Router<C> {
     fn default() -> Self {
         Router {
             routes: HashMap::new(),
+            fallback: None,
         }
     }
 }
@@ -41,6 +45,7 @@ impl<C> Clone for Router<C> {
     fn clone(&self) -> Self {
         Router {
             routes: self.routes.clone(),
+            fallback: self.fallback.clone(),
         }
     }
 }
@@ -86,6 +91,19 @@ impl<C: Send + 'static> Router<C> {
         })
     }
 
+    /// Handles every method that has no route of its own; it receives the method name.
+    /// Without a fallback, such quests are answered 20004 (unknown method).
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(C, &str, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.fallback = Some(Arc::new(move |ctx, method, params| {
+            Box::pin(handler(ctx, method, params))
+        }));
+        self
+    }
+
     /// `true` when `method` has a handler.
     pub fn contains(&self, method: &str) -> bool {
         self.routes.contains_key(method)
@@ -94,9 +112,16 @@ impl<C: Send + 'static> Router<C> {
     /// Starts the handler of `method`, if there is one. The future never panics: a panicking
     /// handler yields a 20001 error answer.
     pub(crate) fn dispatch(&self, method: &str, ctx: C, params: Value) -> Option<HandlerFuture> {
-        let handler = self.routes.get(method)?;
         // A panic while *creating* the future is caught too.
-        let created = std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, params)));
+        let created = match (self.routes.get(method), &self.fallback) {
+            (Some(handler), _) => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, params)))
+            }
+            (None, Some(fallback)) => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| fallback(ctx, method, params)))
+            }
+            (None, None) => return None,
+        };
         Some(match created {
             Ok(future) => Box::pin(CatchUnwind(future)),
             Err(_) => Box::pin(std::future::ready(Err(panicked()))),

@@ -22,7 +22,8 @@ pub fn sign_legacy(pid: i32, secret: &str, salt: i64) -> String {
     upper_hex_md5(format!("{pid}:{secret}:{salt}").as_bytes())
 }
 
-fn upper_hex_md5(input: &[u8]) -> String {
+/// Upper-case hex MD5 of `input`: the digest both signatures use.
+pub fn upper_hex_md5(input: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let digest = Md5::digest(input);
     let mut out = String::with_capacity(32);

@@ -1,6 +1,152 @@
-//! The `rtmd` binary.
+//! The `rtmd` binary: the RTM-compatible token service.
+//!
+//! ```text
+//! rtmd                         # development project, embedded store in ./rtmd-data
+//! rtmd --config rtmd.toml      # production configuration
+//! ```
 
-fn main() {
-    eprintln!("rtmd: the service is not wired yet; only the store layer exists so far");
-    std::process::exit(2);
+use clap::Parser;
+use rtmd::config::{Config, DEV_PID};
+use rtmd::Rtmd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A self-hosted token service compatible with LiveData RTM.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The configuration file (TOML). Without it, rtmd runs a development project.
+    #[arg(long, short, env = "RTMD_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory of the development configuration (ignored with --config).
+    #[arg(long, default_value = "rtmd-data", env = "RTMD_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Override the server API address (e.g. 127.0.0.1:0 for any free port).
+    #[arg(long)]
+    server_api: Option<String>,
+    /// Override the gate address.
+    #[arg(long)]
+    gate: Option<String>,
+    /// Override the admin address ("" turns the admin port off).
+    #[arg(long)]
+    admin: Option<String>,
+    /// Override the store ("embedded" or a redis:// URL).
+    #[arg(long)]
+    store: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match load(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("rtmd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rtmd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config, args.config.is_none()))
+}
+
+fn load(args: &Args) -> Result<Config, rtmd::config::ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::development(&args.data_dir)?,
+    };
+    if let Some(addr) = &args.server_api {
+        config.listen.server_api = addr.clone();
+    }
+    if let Some(addr) = &args.gate {
+        config.listen.gate = addr.clone();
+    }
+    if let Some(addr) = &args.admin {
+        config.listen.admin = addr.clone();
+    }
+    if let Some(store) = &args.store {
+        config.store = store.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+async fn run(config: Config, development: bool) -> ExitCode {
+    let dev_secret = development.then(|| config.projects[0].secrets[0].clone());
+    let store = config.store_kind();
+    let data_dir = config.data_dir.clone();
+    let service = match Rtmd::start(config).await {
+        Ok(service) => service,
+        Err(e) => {
+            eprintln!("rtmd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        server_api = %service.server_api_addr(),
+        gate = %service.gate_addr(),
+        admin = ?service.admin_addr(),
+        %store,
+        "rtmd is ready"
+    );
+    if let Some(secret) = dev_secret {
+        eprintln!(
+            "\nWARNING: no --config given: running a DEVELOPMENT project (data in {}).\n\
+             Do not use it in production. Its credentials, for the SDK, the examples and `rtm`:\n\n\
+             \x20   export RTM_PID={DEV_PID} RTM_SECRET={secret} RTM_ENDPOINT={} RTM_GATE={}\n",
+            data_dir.display(),
+            service.server_api_addr(),
+            service.gate_addr(),
+        );
+    }
+    // Machine-readable line for scripts and tests.
+    println!(
+        "rtmd ready server_api={} gate={} admin={}",
+        service.server_api_addr(),
+        service.gate_addr(),
+        service
+            .admin_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into())
+    );
+    wait_for_signal().await;
+    tracing::info!(
+        "shutting down: answering calls in flight, closing connections, flushing the store"
+    );
+    service.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

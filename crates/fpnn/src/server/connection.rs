@@ -6,6 +6,7 @@ use crate::payload::Format;
 use crate::value::Value;
 use std::any::Any;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ struct Inner {
     link: Arc<Link>,
     push_timeout: Duration,
     data: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Quests of this connection being handled.
+    in_flight: AtomicUsize,
+    /// Close once `in_flight` drops to zero.
+    close_when_answered: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -42,6 +47,8 @@ impl Connection {
                 link,
                 push_timeout,
                 data: OnceLock::new(),
+                in_flight: AtomicUsize::new(0),
+                close_when_answered: AtomicBool::new(false),
             }),
         }
     }
@@ -100,6 +107,29 @@ impl Connection {
 
     pub(crate) fn close_with(&self, reason: Error) {
         self.inner.link.close(reason);
+    }
+
+    /// Closes the connection once every quest being handled on it has been answered: the
+    /// way to end a session from inside a handler (`bye`), after its own answer.
+    pub fn close_after_answers(&self) {
+        self.inner
+            .close_when_answered
+            .store(true, Ordering::Release);
+        if self.inner.in_flight.load(Ordering::Acquire) == 0 {
+            self.close();
+        }
+    }
+
+    pub(crate) fn quest_started(&self) {
+        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Called after a quest's answer was queued.
+    pub(crate) fn quest_answered(&self) {
+        let left = self.inner.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 && self.inner.close_when_answered.load(Ordering::Acquire) {
+            self.close();
+        }
     }
 
     /// Attaches a value to the connection, once (a session, for example). Returns `false`,

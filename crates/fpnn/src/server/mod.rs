@@ -132,6 +132,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Handles every method without a route of its own; see [`Router::fallback`].
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Connection, &str, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.router = self.router.fallback(handler);
+        self
+    }
+
     /// Uses a router built elsewhere (replacing routes added so far).
     pub fn router(mut self, router: Router<Connection>) -> Self {
         self.router = router;
@@ -385,12 +395,14 @@ impl QuestSink for ServerSink {
             return Ok(());
         };
         self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.conn.quest_started();
         let shared = self.shared.clone();
         let conn = self.conn.clone();
         let (seq, format) = (quest.seq, quest.format);
         tokio::spawn(async move {
             let result = future.await;
             conn.link().answer_result(seq, format, result);
+            conn.quest_answered();
             shared.quest_done();
         });
         Ok(())

@@ -1,0 +1,586 @@
+//! Configuration: a TOML file for production, or a development project when there is none.
+//!
+//! ```toml
+//! data_dir = "/var/lib/rtmd"
+//! store = "embedded"                 # or "redis://127.0.0.1:6379/0"
+//!
+//! [listen]
+//! server_api = "0.0.0.0:13315"       # the RTM server API (business servers)
+//! gate = "0.0.0.0:13321"             # the client gate (end users' apps)
+//! admin = "127.0.0.1:13380"          # /metrics and /healthz; "" turns it off
+//!
+//! [limits]
+//! max_frame = 8388608
+//! max_connections = 100000
+//! idle_timeout = "60s"
+//! auth_timeout = "5s"
+//! client_ping_interval = "20s"
+//!
+//! [[projects]]
+//! pid = 11000001
+//! secrets = ["current-secret", "previous-secret"]   # several during a rotation
+//! token_ttl = "24h"
+//! multi_login = true
+//! sign_window = "300s"
+//! legacy_sign = false
+//! max_devices = 32
+//! removetoken_kicks = false
+//! ```
+//!
+//! Durations are written `"1500ms"`, `"300s"`, `"5m"`, `"24h"`, `"7d"`, or as a number of
+//! seconds. Unknown keys are refused, so a typo does not silently fall back to a default.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The pid of the development project (run without a configuration file).
+pub const DEV_PID: i32 = 11000001;
+
+/// Why the configuration was refused. The message names the field and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the key and position.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {field}: {message}")]
+    Invalid {
+        /// The field, e.g. `projects[0].secrets`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The development project's secret could not be created or read.
+    #[error("cannot set up the development project in {path}: {source}")]
+    DevSecret {
+        /// The secret file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded store (and the development project's secret) live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `"embedded"` (default) or a Redis URL (`redis://host:port/db`).
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Listening addresses.
+    #[serde(default)]
+    pub listen: Listen,
+    /// Limits and timeouts.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Settings of the Redis store (cluster mode).
+    #[serde(default)]
+    pub redis: RedisSettings,
+    /// The projects served.
+    #[serde(default)]
+    pub projects: Vec<Project>,
+}
+
+/// Listening addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// The RTM server API. Default `127.0.0.1:13315`.
+    pub server_api: String,
+    /// The client gate. Default `127.0.0.1:13321`.
+    pub gate: String,
+    /// The admin HTTP port (`/metrics`, `/healthz`); empty turns it off.
+    /// Default `127.0.0.1:13380`.
+    pub admin: String,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            server_api: "127.0.0.1:13315".into(),
+            gate: "127.0.0.1:13321".into(),
+            admin: "127.0.0.1:13380".into(),
+        }
+    }
+}
+
+/// Limits and timeouts of both ports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest frame accepted, in bytes. Default 8 MiB.
+    pub max_frame: usize,
+    /// Connections per port. Default 100 000.
+    pub max_connections: usize,
+    /// Close a connection silent this long. Default 60 s.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Close a gate connection that has not sent a successful `auth` by then. Default 5 s.
+    #[serde(deserialize_with = "duration")]
+    pub auth_timeout: Duration,
+    /// The gate pushes `ping` to logged-in clients this often (the official clients treat a
+    /// silent gate as lost). Default 20 s.
+    #[serde(deserialize_with = "duration")]
+    pub client_ping_interval: Duration,
+    /// How long graceful shutdown waits for in-flight calls. Default 10 s.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: fpnn::DEFAULT_MAX_FRAME,
+            max_connections: 100_000,
+            idle_timeout: Duration::from_secs(60),
+            auth_timeout: Duration::from_secs(5),
+            client_ping_interval: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Settings of the Redis store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Prefix of every key (several deployments can share one Redis). Default `rtm`.
+    pub key_prefix: String,
+    /// How long a node that stops refreshing its sessions keeps them in the registry.
+    /// Default 15 s.
+    #[serde(deserialize_with = "duration")]
+    pub session_ttl: Duration,
+    /// How long a Redis command may take before the call fails. Default 2 s.
+    #[serde(deserialize_with = "duration")]
+    pub command_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            key_prefix: "rtm".into(),
+            session_ttl: Duration::from_secs(15),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One project: its id, secrets and policies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// The project id.
+    pub pid: i32,
+    /// The server API secrets; a quest signed with any of them is accepted (rotation).
+    pub secrets: Vec<String>,
+    /// Lifetime of login tokens. Default 24 h.
+    #[serde(default = "default_token_ttl", deserialize_with = "duration")]
+    pub token_ttl: Duration,
+    /// Several logins per user (default); when off, a new login kicks the older ones.
+    #[serde(default = "yes")]
+    pub multi_login: bool,
+    /// Accepted distance between a quest's `ts` and the server clock. Default 300 s.
+    #[serde(default = "default_sign_window", deserialize_with = "duration")]
+    pub sign_window: Duration,
+    /// Accept the pre-2020 signature without `ts`. Default off.
+    #[serde(default)]
+    pub legacy_sign: bool,
+    /// Devices kept per user; the oldest is dropped beyond. Default 32.
+    #[serde(default = "default_max_devices")]
+    pub max_devices: usize,
+    /// `removetoken` also closes the user's live sessions. Default off.
+    #[serde(default)]
+    pub removetoken_kicks: bool,
+}
+
+impl Project {
+    /// A project with the default policies.
+    pub fn new(pid: i32, secret: impl Into<String>) -> Project {
+        Project {
+            pid,
+            secrets: vec![secret.into()],
+            token_ttl: default_token_ttl(),
+            multi_login: true,
+            sign_window: default_sign_window(),
+            legacy_sign: false,
+            max_devices: default_max_devices(),
+            removetoken_kicks: false,
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("rtmd-data")
+}
+fn default_store() -> String {
+    "embedded".into()
+}
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_sign_window() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_max_devices() -> usize {
+    32
+}
+fn yes() -> bool {
+    true
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded database in `data_dir`.
+    Embedded,
+    /// Redis at this URL.
+    Redis(String),
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The development configuration: defaults, and one project [`DEV_PID`] whose secret is
+    /// created once in `data_dir/dev-project.secret` and reused afterwards.
+    pub fn development(data_dir: &Path) -> Result<Config, ConfigError> {
+        let secret = dev_secret(data_dir)?;
+        let config = Config {
+            data_dir: data_dir.to_owned(),
+            store: default_store(),
+            listen: Listen::default(),
+            limits: Limits::default(),
+            redis: RedisSettings::default(),
+            projects: vec![Project::new(DEV_PID, secret)],
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The store this configuration selects.
+    pub fn store_kind(&self) -> StoreKind {
+        if self.store == "embedded" {
+            StoreKind::Embedded
+        } else {
+            StoreKind::Redis(self.store.clone())
+        }
+    }
+
+    /// Checks ranges and consistency, naming the first field that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.store == "embedded"
+            || self.store.starts_with("redis://")
+            || self.store.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "store",
+                format!(
+                    "'{}' is neither \"embedded\" nor a redis:// URL",
+                    self.store
+                ),
+            ));
+        }
+        for (field, addr) in [
+            ("listen.server_api", &self.listen.server_api),
+            ("listen.gate", &self.listen.gate),
+        ] {
+            parse_addr(field, addr)?;
+        }
+        if !self.listen.admin.is_empty() {
+            parse_addr("listen.admin", &self.listen.admin)?;
+        }
+        let limits = &self.limits;
+        if limits.max_frame < 64 {
+            return Err(invalid("limits.max_frame", "must be at least 64 bytes"));
+        }
+        if limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        for (field, value) in [
+            ("limits.idle_timeout", limits.idle_timeout),
+            ("limits.auth_timeout", limits.auth_timeout),
+            ("limits.client_ping_interval", limits.client_ping_interval),
+            ("redis.session_ttl", self.redis.session_ttl),
+            ("redis.command_timeout", self.redis.command_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(field, "must be longer than zero"));
+            }
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}']) {
+            return Err(invalid(
+                "redis.key_prefix",
+                "must be non-empty and contain no braces",
+            ));
+        }
+        if self.projects.is_empty() {
+            return Err(invalid(
+                "projects",
+                "at least one [[projects]] entry is needed",
+            ));
+        }
+        let mut pids = HashSet::new();
+        for (i, p) in self.projects.iter().enumerate() {
+            let at = |field: &str| format!("projects[{i}].{field}");
+            if p.pid <= 0 {
+                return Err(invalid(
+                    at("pid"),
+                    format!("{} is not a positive project id", p.pid),
+                ));
+            }
+            if !pids.insert(p.pid) {
+                return Err(invalid(
+                    at("pid"),
+                    format!("project {} is configured twice", p.pid),
+                ));
+            }
+            if p.secrets.is_empty() {
+                return Err(invalid(at("secrets"), "at least one secret is needed"));
+            }
+            if let Some(j) = p.secrets.iter().position(|s| s.trim().is_empty()) {
+                return Err(invalid(
+                    format!("projects[{i}].secrets[{j}]"),
+                    "must not be empty",
+                ));
+            }
+            if p.token_ttl.is_zero() {
+                return Err(invalid(at("token_ttl"), "must be longer than zero"));
+            }
+            if p.sign_window.is_zero() {
+                return Err(invalid(at("sign_window"), "must be longer than zero"));
+            }
+            if p.max_devices == 0 {
+                return Err(invalid(at("max_devices"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_addr(field: &str, addr: &str) -> Result<SocketAddr, ConfigError> {
+    addr.parse()
+        .map_err(|_| invalid(field, format!("'{addr}' is not an ip:port address")))
+}
+
+/// Creates (once) or reads the development project's secret.
+fn dev_secret(data_dir: &Path) -> Result<String, ConfigError> {
+    let path = data_dir.join("dev-project.secret");
+    let io_err = |source| ConfigError::DevSecret {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(io_err)?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, format!("{secret}\n")).map_err(io_err)?;
+    Ok(secret)
+}
+
+/// Reads a duration: `"1500ms"`, `"30s"`, `"5m"`, `"24h"`, `"7d"`, or a number of seconds.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `"1500ms"`, `"30s"`, `"5m"`, `"24h"`, `"7d"` (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like \"300s\", \"5m\" or \"24h\""))?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        other => {
+            return Err(format!(
+                "'{text}': unknown unit '{other}' (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKind::Embedded => f.write_str("embedded"),
+            StoreKind::Redis(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// A URL with its password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+        data_dir = "/tmp/x"
+        store = "redis://:pw@127.0.0.1:6379/2"
+        [listen]
+        server_api = "0.0.0.0:1"
+        gate = "0.0.0.0:2"
+        admin = ""
+        [limits]
+        idle_timeout = "90s"
+        auth_timeout = 3
+        [[projects]]
+        pid = 5
+        secrets = ["a", "b"]
+        token_ttl = "1h"
+        multi_login = false
+        [[projects]]
+        pid = 6
+        secrets = ["c"]
+    "#;
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = Config::from_toml(FULL).unwrap();
+        assert_eq!(
+            c.store_kind(),
+            StoreKind::Redis("redis://:pw@127.0.0.1:6379/2".into())
+        );
+        assert_eq!(c.store_kind().to_string(), "redis://:***@127.0.0.1:6379/2");
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.limits.auth_timeout, Duration::from_secs(3));
+        assert_eq!(c.projects[0].token_ttl, Duration::from_secs(3600));
+        assert!(!c.projects[0].multi_login);
+        assert!(c.projects[1].multi_login);
+        assert_eq!(c.projects[1].max_devices, 32);
+        assert_eq!(c.listen.admin, "");
+    }
+
+    fn refused(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let e = refused("[[projects]]\npid = 1\nsecrets = []\n");
+        assert!(e.contains("projects[0].secrets"), "{e}");
+        let e = refused(
+            "[[projects]]\npid = 1\nsecrets = [\"a\"]\n[[projects]]\npid = 1\nsecrets = [\"b\"]\n",
+        );
+        assert!(e.contains("projects[1].pid"), "{e}");
+        let e = refused("[[projects]]\npid = -3\nsecrets = [\"a\"]\n");
+        assert!(e.contains("projects[0].pid"), "{e}");
+        let e = refused("[[projects]]\npid = 1\nsecrets = [\"a\"]\ntoken_ttl = \"5 fortnights\"\n");
+        assert!(e.contains("token_ttl") && e.contains("unknown unit"), "{e}");
+        let e = refused("store = \"postgres://x\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n");
+        assert!(e.contains("store"), "{e}");
+        let e = refused("[listen]\ngate = \"nowhere\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n");
+        assert!(e.contains("listen.gate"), "{e}");
+        let e = refused("");
+        assert!(e.contains("projects"), "{e}");
+    }
+
+    #[test]
+    fn typos_are_refused() {
+        let e = refused("[[projects]]\npid = 1\nsecrets = [\"a\"]\nmulti_logn = false\n");
+        assert!(e.contains("multi_logn"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn the_development_secret_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Config::development(dir.path()).unwrap();
+        let b = Config::development(dir.path()).unwrap();
+        assert_eq!(a.projects[0].pid, DEV_PID);
+        assert_eq!(a.projects[0].secrets, b.projects[0].secrets);
+        assert_eq!(a.projects[0].secrets[0].len(), 32);
+    }
+}

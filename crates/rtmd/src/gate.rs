@@ -1,0 +1,183 @@
+//! The client gate: end users' apps log in with `auth {pid, uid, token}` and are pushed
+//! `kickout` when the business server asks.
+//!
+//! * `auth` must come first; the answer is `{ok: true}` or `{ok: false}` (a bad, expired or
+//!   revoked token is not an error answer). A second `auth` answers 200023. When the store
+//!   cannot be read the login fails closed with 200999 (clients retry), never unchecked.
+//! * Any other quest before `auth` answers 200022; a connection that has not logged in
+//!   within `limits.auth_timeout` is closed.
+//! * `bye` answers `{}` and closes the connection; `ping` answers `{}`.
+//! * The gate pushes the two-way `ping` to logged-in clients every
+//!   `limits.client_ping_interval` (the official clients treat a silent gate as lost) and
+//!   closes a client that misses two in a row.
+//! * A session's `ce` is the client's address as the gate sees it (`ip:port`).
+
+use crate::params::{want_int, want_str};
+use crate::sessions::{kick_connection, Session};
+use crate::state::{store_unavailable, unix_secs, State};
+use fpnn::server::{Connection, ServerBuilder};
+use fpnn::{Error, ErrorAnswer, HandlerResult, Value};
+use rtm_server_sdk::code;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Adds the gate's routes and hooks to a server builder.
+pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
+    let on_connect = state.clone();
+    let on_close = state.clone();
+    let auth_state = state.clone();
+    builder
+        .on_connect(move |conn| {
+            on_connect
+                .metrics
+                .gate_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let conn = conn.clone();
+            let limit = on_connect.config.limits.auth_timeout;
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                if conn.data::<Session>().is_none() && !conn.is_closed() {
+                    tracing::debug!(peer = %conn.peer_addr(), "no auth in time, closing");
+                    conn.close();
+                }
+            });
+        })
+        .on_close(move |conn, _reason| {
+            on_close
+                .metrics
+                .gate_connections
+                .fetch_sub(1, Ordering::Relaxed);
+            if let Some(session) = conn.data::<Session>() {
+                on_close.sessions.remove(session, conn.id());
+            }
+        })
+        .route("auth", move |conn, params| {
+            let state = auth_state.clone();
+            async move { auth(&state, conn, &params).await }
+        })
+        .route("bye", |conn: Connection, _params| async move {
+            conn.close_after_answers();
+            Ok(Value::map())
+        })
+        .route("ping", |conn: Connection, _params| {
+            let logged_in = conn.data::<Session>().is_some();
+            async move {
+                if logged_in {
+                    Ok(Value::map())
+                } else {
+                    Err(unauthorized())
+                }
+            }
+        })
+        .fallback(|conn: Connection, method: &str, _params| {
+            let answer = if conn.data::<Session>().is_some() {
+                ErrorAnswer::new(
+                    fpnn::code::CORE_UNKNOWN_METHOD,
+                    format!("unknown method: {method}"),
+                )
+            } else {
+                unauthorized()
+            };
+            async move { Err(answer) }
+        })
+}
+
+fn unauthorized() -> ErrorAnswer {
+    ErrorAnswer::new(code::UNAUTHORIZED, "not logged in: send auth first")
+}
+
+fn refused(state: &State, reason: &str) -> HandlerResult {
+    state.metrics.auth(reason);
+    Ok(Value::map().with("ok", false))
+}
+
+async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerResult {
+    if conn.data::<Session>().is_some() {
+        return Err(ErrorAnswer::new(
+            code::DUPLICATED_AUTH,
+            "already logged in on this connection",
+        ));
+    }
+    let pid = want_int(params, "pid")?;
+    let uid = want_int(params, "uid")?;
+    let token = want_str(params, "token")?;
+    // `version`, `attrs` and `lang` are accepted and not used.
+    let (Ok(pid), Ok(uid)) = (i32::try_from(pid), i64::try_from(uid)) else {
+        return refused(state, "unknown_project");
+    };
+    let Some(project) = state.projects.get(&pid) else {
+        return refused(state, "unknown_project");
+    };
+    let now = unix_secs().max(0) as u64;
+    let claims = match state.tokens.verify(token, pid, uid, now) {
+        Ok(claims) => claims,
+        Err(e) => return refused(state, e.label()),
+    };
+    let generation = match state.store_call(state.store.generation(pid, uid)).await {
+        Ok(generation) => generation,
+        Err(e) => {
+            state.metrics.auth("store_error");
+            return Err(store_unavailable(&e));
+        }
+    };
+    if let Err(e) = claims.check_generation(generation) {
+        return refused(state, e.label());
+    }
+    let session = Session {
+        pid,
+        uid,
+        ce: conn.peer_addr().to_string(),
+    };
+    if !conn.set_data(session.clone()) {
+        // Two `auth` quests raced on one connection; the other one won.
+        return Err(ErrorAnswer::new(
+            code::DUPLICATED_AUTH,
+            "already logged in on this connection",
+        ));
+    }
+    if !project.multi_login {
+        let kicked = state.sessions.take(pid, uid, None, Some(conn.id()));
+        for old in &kicked {
+            kick_connection(old);
+        }
+        state
+            .metrics
+            .kicked_sessions
+            .fetch_add(kicked.len() as u64, Ordering::Relaxed);
+    }
+    state.sessions.add(&session, &conn);
+    if conn.is_closed() {
+        // It closed while we checked the token; `on_close` may have run before `add`.
+        state.sessions.remove(&session, conn.id());
+    } else {
+        tokio::spawn(ping_loop(conn, state.config.limits.client_ping_interval));
+    }
+    state.metrics.auth("ok");
+    Ok(Value::map().with("ok", true))
+}
+
+/// Pushes `ping` to a logged-in client every `interval`; two missed answers in a row close
+/// the connection (a client that vanished without a FIN leaves no ghost session).
+async fn ping_loop(conn: Connection, interval: Duration) {
+    let mut missed = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        if conn.is_closed() {
+            return;
+        }
+        match conn.push_quest("ping", &Value::map(), Some(interval)).await {
+            // Any answer, even an error answer, shows the client is there.
+            Ok(_) | Err(Error::Answer(_)) => missed = 0,
+            Err(Error::Timeout(_)) => {
+                missed += 1;
+                if missed >= 2 {
+                    tracing::debug!(peer = %conn.peer_addr(), "client missed two pings, closing");
+                    conn.close();
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}

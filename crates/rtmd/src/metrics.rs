@@ -1,0 +1,240 @@
+//! Prometheus metrics, rendered in the text exposition format at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The server API methods, in the order of their counters.
+pub const METHODS: [&str; 6] = [
+    "gettoken",
+    "removetoken",
+    "adddevice",
+    "removedevice",
+    "kickout",
+    "getdevices",
+];
+
+/// Results of `auth`, in the order of their counters.
+pub const AUTH_RESULTS: [&str; 10] = [
+    "ok",
+    "malformed",
+    "unknown_key",
+    "bad_mac",
+    "wrong_project",
+    "wrong_user",
+    "expired",
+    "revoked",
+    "unknown_project",
+    "store_error",
+];
+
+/// Upper bounds (seconds) of the store latency histogram.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+/// Every counter and gauge of the service.
+#[derive(Default)]
+pub struct Metrics {
+    /// Open connections on the server API port.
+    pub server_api_connections: AtomicI64,
+    /// Open connections on the gate port.
+    pub gate_connections: AtomicI64,
+    calls_ok: [AtomicU64; METHODS.len()],
+    /// Error answers by (method, code).
+    calls_failed: Mutex<BTreeMap<(&'static str, i32), u64>>,
+    auth: [AtomicU64; AUTH_RESULTS.len()],
+    /// Sessions closed by a kickout (server API, multi-login off, `removetoken_kicks`).
+    pub kicked_sessions: AtomicU64,
+    store_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    store_count: AtomicU64,
+    store_sum_micros: AtomicU64,
+    store_errors: AtomicU64,
+    store_up: AtomicBool,
+}
+
+impl Metrics {
+    /// A fresh set, with the store assumed up.
+    pub fn new() -> Metrics {
+        let m = Metrics::default();
+        m.store_up.store(true, Ordering::Relaxed);
+        m
+    }
+
+    /// Counts a server API call that answered normally.
+    pub fn call_ok(&self, method: &str) {
+        if let Some(i) = METHODS.iter().position(|m| *m == method) {
+            self.calls_ok[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a server API call answered with error `code`.
+    pub fn call_failed(&self, method: &str, code: i32) {
+        let method = METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("other");
+        let mut failed = self.calls_failed.lock().unwrap_or_else(|p| p.into_inner());
+        *failed.entry((method, code)).or_default() += 1;
+    }
+
+    /// Counts an `auth` by its result (one of [`AUTH_RESULTS`]).
+    pub fn auth(&self, result: &str) {
+        if let Some(i) = AUTH_RESULTS.iter().position(|r| *r == result) {
+            self.auth[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one store operation.
+    pub fn store_op(&self, took: Duration, ok: bool) {
+        let secs = took.as_secs_f64();
+        for (bucket, bound) in self.store_buckets.iter().zip(LATENCY_BUCKETS) {
+            if secs <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.store_count.fetch_add(1, Ordering::Relaxed);
+        self.store_sum_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if !ok {
+            self.store_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the outcome of a store health check.
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.store(up, Ordering::Relaxed);
+    }
+
+    /// The metrics in the Prometheus text format; `sessions` is the number of logged-in
+    /// sessions on this node.
+    pub fn render(&self, sessions: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP rtmd_connections Open connections by port.");
+        let _ = writeln!(out, "# TYPE rtmd_connections gauge");
+        let _ = writeln!(
+            out,
+            "rtmd_connections{{port=\"server_api\"}} {}",
+            self.server_api_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "rtmd_connections{{port=\"gate\"}} {}",
+            self.gate_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_sessions Logged-in client sessions on this node."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_sessions gauge");
+        let _ = writeln!(out, "rtmd_sessions {sessions}");
+
+        let _ = writeln!(out, "# HELP rtmd_server_calls_total Server API calls by method and result (ok or the error code).");
+        let _ = writeln!(out, "# TYPE rtmd_server_calls_total counter");
+        for (method, counter) in METHODS.iter().zip(&self.calls_ok) {
+            let _ = writeln!(
+                out,
+                "rtmd_server_calls_total{{method=\"{method}\",result=\"ok\"}} {}",
+                get(counter)
+            );
+        }
+        let failed = self.calls_failed.lock().unwrap_or_else(|p| p.into_inner());
+        for ((method, code), n) in failed.iter() {
+            let _ = writeln!(
+                out,
+                "rtmd_server_calls_total{{method=\"{method}\",result=\"{code}\"}} {n}"
+            );
+        }
+        drop(failed);
+
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_auth_total Client logins by result (failure reason)."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_auth_total counter");
+        for (result, counter) in AUTH_RESULTS.iter().zip(&self.auth) {
+            let _ = writeln!(
+                out,
+                "rtmd_auth_total{{result=\"{result}\"}} {}",
+                get(counter)
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_kicked_sessions_total Sessions closed by a kickout."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_kicked_sessions_total counter");
+        let _ = writeln!(
+            out,
+            "rtmd_kicked_sessions_total {}",
+            get(&self.kicked_sessions)
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_store_latency_seconds Latency of store operations."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_store_latency_seconds histogram");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.store_buckets) {
+            let _ = writeln!(
+                out,
+                "rtmd_store_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                get(bucket)
+            );
+        }
+        let count = get(&self.store_count);
+        let _ = writeln!(
+            out,
+            "rtmd_store_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "rtmd_store_latency_seconds_sum {}",
+            get(&self.store_sum_micros) as f64 / 1e6
+        );
+        let _ = writeln!(out, "rtmd_store_latency_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_store_errors_total Store operations that failed."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_store_errors_total counter");
+        let _ = writeln!(out, "rtmd_store_errors_total {}", get(&self.store_errors));
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_store_up 1 when the last store health check passed."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_store_up gauge");
+        let _ = writeln!(
+            out,
+            "rtmd_store_up {}",
+            u8::from(self.store_up.load(Ordering::Relaxed))
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters() {
+        let m = Metrics::new();
+        m.call_ok("gettoken");
+        m.call_failed("adddevice", 200034);
+        m.auth("revoked");
+        m.store_op(Duration::from_micros(300), true);
+        let text = m.render(0);
+        assert!(text.contains("rtmd_server_calls_total{method=\"gettoken\",result=\"ok\"} 1"));
+        assert!(text.contains("rtmd_server_calls_total{method=\"adddevice\",result=\"200034\"} 1"));
+        assert!(text.contains("rtmd_auth_total{result=\"revoked\"} 1"));
+        assert!(text.contains("rtmd_store_latency_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("rtmd_store_latency_seconds_bucket{le=\"0.00025\"} 0"));
+        assert!(text.contains("rtmd_store_up 1"));
+    }
+}

@@ -1,0 +1,201 @@
+//! Starting and stopping the whole service.
+
+use crate::admin::Admin;
+use crate::config::{Config, StoreKind};
+use crate::metrics::Metrics;
+use crate::sessions::Sessions;
+use crate::state::State;
+use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::token::Tokens;
+use crate::{gate, server_api};
+use fpnn::server::{Server, ServerConfig};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The running service.
+pub struct Rtmd {
+    state: Arc<State>,
+    server_api: Server,
+    gate: Server,
+    admin: Option<Admin>,
+    health: JoinHandle<()>,
+}
+
+async fn listen(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            what,
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+/// Opens the store the configuration selects.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.store_kind() {
+        StoreKind::Embedded => {
+            let dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(dir))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("store open task failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Redis(url) => Err(StartError::Store(StoreError::Unavailable(format!(
+            "the Redis store ({}) is not available in this build",
+            crate::config::redact_url(&url)
+        )))),
+    }
+}
+
+impl Rtmd {
+    /// Opens the store and starts the server API, the gate and the admin port.
+    pub async fn start(config: Config) -> Result<Rtmd, StartError> {
+        let store = open_store(&config).await?;
+        Rtmd::start_with_store(config, store).await
+    }
+
+    /// Starts the service over a store opened by the caller (tests use a memory store).
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Rtmd, StartError> {
+        let keys = store.token_keys().await?;
+        let tokens = Tokens::new(keys)
+            .ok_or_else(|| StoreError::Corrupt("the token key ring is empty".into()))?;
+        let projects = config.projects.iter().map(|p| (p.pid, p.clone())).collect();
+        let state = Arc::new(State {
+            projects,
+            store,
+            tokens,
+            sessions: Sessions::new(),
+            metrics: Metrics::new(),
+            config,
+        });
+        let limits = &state.config.limits;
+        let server_config = ServerConfig {
+            max_connections: limits.max_connections,
+            idle_timeout: Some(limits.idle_timeout),
+            max_frame: limits.max_frame,
+            push_timeout: limits.client_ping_interval,
+            shutdown_grace: limits.shutdown_grace,
+        };
+
+        let listener = listen("server_api", &state.config.listen.server_api).await?;
+        let (up, down) = (state.clone(), state.clone());
+        let builder = Server::builder()
+            .config(server_config.clone())
+            .on_connect(move |_| {
+                up.metrics
+                    .server_api_connections
+                    .fetch_add(1, Ordering::Relaxed);
+            })
+            .on_close(move |_, _| {
+                down.metrics
+                    .server_api_connections
+                    .fetch_sub(1, Ordering::Relaxed);
+            });
+        let server_api = server_api::routes(builder, state.clone())
+            .serve(listener)
+            .map_err(|source| StartError::Listen {
+                what: "server_api",
+                addr: state.config.listen.server_api.clone(),
+                source,
+            })?;
+
+        let listener = listen("gate", &state.config.listen.gate).await?;
+        let gate = gate::routes(Server::builder().config(server_config), state.clone())
+            .serve(listener)
+            .map_err(|source| StartError::Listen {
+                what: "gate",
+                addr: state.config.listen.gate.clone(),
+                source,
+            })?;
+
+        let admin = match state.config.listen.admin.as_str() {
+            "" => None,
+            addr => {
+                let listener = listen("admin", addr).await?;
+                Some(Admin::start(listener, state.clone()).map_err(|source| {
+                    StartError::Listen {
+                        what: "admin",
+                        addr: addr.to_owned(),
+                        source,
+                    }
+                })?)
+            }
+        };
+        let health = tokio::spawn(health_loop(state.clone()));
+        Ok(Rtmd {
+            state,
+            server_api,
+            gate,
+            admin,
+            health,
+        })
+    }
+
+    /// The server API address.
+    pub fn server_api_addr(&self) -> SocketAddr {
+        self.server_api.local_addr()
+    }
+
+    /// The gate address.
+    pub fn gate_addr(&self) -> SocketAddr {
+        self.gate.local_addr()
+    }
+
+    /// The admin address, when the admin port is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::local_addr)
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Graceful shutdown: stop accepting, answer the calls in flight, close every
+    /// connection, then flush and close the store.
+    pub async fn shutdown(self) {
+        self.health.abort();
+        if let Some(admin) = self.admin {
+            admin.stop().await;
+        }
+        tokio::join!(self.server_api.shutdown(), self.gate.shutdown());
+        if let Err(e) = self.state.store.close().await {
+            tracing::warn!(error = %e, "closing the store failed");
+        }
+    }
+}
+
+/// Checks the store every few seconds, for `rtmd_store_up`.
+async fn health_loop(state: Arc<State>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let ok = state.store_call(state.store.ping()).await.is_ok();
+        state.metrics.set_store_up(ok);
+    }
+}

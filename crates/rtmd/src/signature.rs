@@ -1,0 +1,259 @@
+//! Checking the signature of server API quests (DESIGN §3).
+//!
+//! `sign = UPPER_HEX(MD5("{pid}:{secret}:{salt}:{method}:{ts}"))`, compared without regard to
+//! case and in constant time, against every secret of the project (rotation). Then `ts` must
+//! be within the project's window of the server clock, and the `(pid, sign)` pair must not
+//! have been seen within twice that window (replay). The legacy form, without `ts`, signs
+//! `"{pid}:{secret}:{salt}"` and is accepted only when the project enables it.
+
+use crate::config::Project;
+use crate::params::{opt_int, want_int, want_str};
+use fpnn::{ErrorAnswer, Value};
+use rtm_server_sdk::code;
+use rtm_server_sdk::sign::{sign, sign_legacy, upper_hex_md5};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A quest whose signature checked out, but whose sign has not been recorded yet.
+#[derive(Debug)]
+pub struct Signed<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The sign, upper-cased, for the replay window.
+    pub sign: String,
+    /// How long to remember it.
+    pub replay_ttl: Duration,
+}
+
+/// Checks pid, sign and ts of a server quest (not the replay window, which needs the store).
+pub fn check<'a>(
+    projects: &'a HashMap<i32, Project>,
+    method: &str,
+    params: &Value,
+    now_secs: i64,
+) -> Result<Signed<'a>, ErrorAnswer> {
+    let pid = want_int(params, "pid")?;
+    let given = want_str(params, "sign")?;
+    let salt = want_int(params, "salt")?;
+    let ts = opt_int(params, "ts")?;
+    let project = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| projects.get(&pid))
+        .ok_or_else(|| {
+            ErrorAnswer::new(code::INVALID_PID_OR_SIGN, format!("unknown project {pid}"))
+        })?;
+    let given = given.to_ascii_uppercase();
+    // The integers enter the signed text as the client wrote them: in decimal.
+    let matches = |expected: String| constant_time_eq(expected.as_bytes(), given.as_bytes());
+    let salt64 = i64::try_from(salt);
+    let window = project.sign_window;
+    match ts {
+        Some(ts) => {
+            let signed_ok =
+                project
+                    .secrets
+                    .iter()
+                    .any(|secret| match (salt64, i64::try_from(ts)) {
+                        (Ok(salt), Ok(ts)) => matches(sign(project.pid, secret, salt, method, ts)),
+                        // Out-of-range integers: sign over their decimal text all the same.
+                        _ => matches(upper_md5_text(&format!(
+                            "{}:{secret}:{salt}:{method}:{ts}",
+                            project.pid
+                        ))),
+                    });
+            if !signed_ok {
+                return Err(bad_sign(project.pid));
+            }
+            let skew = (i128::from(now_secs) - ts).unsigned_abs();
+            if skew > u128::from(window.as_secs()) {
+                return Err(ErrorAnswer::new(
+                    code::INVALID_SERVER_TIME,
+                    format!(
+                        "ts {ts} is {skew} s away from the server clock ({now_secs}); the window is {} s: check the clock",
+                        window.as_secs()
+                    ),
+                ));
+            }
+        }
+        None => {
+            if !project.legacy_sign {
+                return Err(ErrorAnswer::new(
+                    code::INVALID_PID_OR_SIGN,
+                    format!(
+                        "missing 'ts': project {} does not accept the legacy signature",
+                        project.pid
+                    ),
+                ));
+            }
+            let signed_ok = project.secrets.iter().any(|secret| match salt64 {
+                Ok(salt) => matches(sign_legacy(project.pid, secret, salt)),
+                Err(_) => matches(upper_md5_text(&format!("{}:{secret}:{salt}", project.pid))),
+            });
+            if !signed_ok {
+                return Err(bad_sign(project.pid));
+            }
+        }
+    }
+    Ok(Signed {
+        project,
+        sign: given,
+        replay_ttl: window * 2,
+    })
+}
+
+fn bad_sign(pid: i32) -> ErrorAnswer {
+    ErrorAnswer::new(
+        code::INVALID_PID_OR_SIGN,
+        format!("invalid sign for project {pid}"),
+    )
+}
+
+/// The replay answer (200006).
+pub fn replayed() -> ErrorAnswer {
+    ErrorAnswer::new(
+        code::SAME_SIGN,
+        "the same sign was already used: sign every quest with a new salt",
+    )
+}
+
+/// The signature over a text built from integers the SDK's typed signer cannot take (an
+/// unsigned salt above `i64::MAX`, say).
+fn upper_md5_text(text: &str) -> String {
+    upper_hex_md5(text.as_bytes())
+}
+
+/// Compares two byte strings in time that depends only on their length.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn projects(legacy: bool) -> HashMap<i32, Project> {
+        let mut p = Project::new(7, "new-secret");
+        p.secrets.push("old-secret".into());
+        p.legacy_sign = legacy;
+        HashMap::from([(7, p)])
+    }
+
+    fn quest(pid: i64, secret: &str, salt: i64, method: &str, ts: i64) -> Value {
+        Value::map()
+            .with("pid", pid)
+            .with("sign", sign(pid as i32, secret, salt, method, ts))
+            .with("salt", salt)
+            .with("ts", ts)
+            .with("uid", 1)
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn good_signs_with_any_secret_and_any_case() {
+        let ps = projects(false);
+        assert!(check(
+            &ps,
+            "gettoken",
+            &quest(7, "new-secret", 1, "gettoken", NOW),
+            NOW
+        )
+        .is_ok());
+        assert!(check(
+            &ps,
+            "gettoken",
+            &quest(7, "old-secret", 2, "gettoken", NOW),
+            NOW
+        )
+        .is_ok());
+        let mut q = quest(7, "new-secret", 3, "gettoken", NOW);
+        let lower = q.get("sign").unwrap().as_str().unwrap().to_lowercase();
+        if let Value::Map(entries) = &mut q {
+            entries[1].1 = Value::from(lower);
+        }
+        assert!(check(&ps, "gettoken", &q, NOW).is_ok());
+    }
+
+    #[test]
+    fn each_failure_has_its_code() {
+        let ps = projects(false);
+        let code_of = |q: &Value, method: &str| check(&ps, method, q, NOW).unwrap_err().code;
+        assert_eq!(
+            code_of(&quest(8, "new-secret", 1, "gettoken", NOW), "gettoken"),
+            200002
+        );
+        assert_eq!(
+            code_of(&quest(7, "wrong", 1, "gettoken", NOW), "gettoken"),
+            200002
+        );
+        // Signed for another method.
+        assert_eq!(
+            code_of(&quest(7, "new-secret", 1, "kickout", NOW), "gettoken"),
+            200002
+        );
+        assert_eq!(
+            code_of(
+                &quest(7, "new-secret", 1, "gettoken", NOW - 301),
+                "gettoken"
+            ),
+            200008
+        );
+        assert_eq!(
+            code_of(
+                &quest(7, "new-secret", 1, "gettoken", NOW + 301),
+                "gettoken"
+            ),
+            200008
+        );
+        assert!(check(
+            &ps,
+            "gettoken",
+            &quest(7, "new-secret", 1, "gettoken", NOW + 300),
+            NOW
+        )
+        .is_ok());
+        assert_eq!(code_of(&Value::map().with("pid", 7), "gettoken"), 10009);
+        assert_eq!(
+            code_of(
+                &Value::map()
+                    .with("pid", "7")
+                    .with("sign", "x")
+                    .with("salt", 1),
+                "gettoken"
+            ),
+            10010
+        );
+    }
+
+    #[test]
+    fn legacy_signs_only_when_enabled() {
+        let legacy = Value::map()
+            .with("pid", 7)
+            .with("sign", sign_legacy(7, "new-secret", 99))
+            .with("salt", 99)
+            .with("uid", 1);
+        assert_eq!(
+            check(&projects(false), "gettoken", &legacy, NOW)
+                .unwrap_err()
+                .code,
+            200002
+        );
+        assert!(check(&projects(true), "gettoken", &legacy, NOW).is_ok());
+    }
+
+    #[test]
+    fn unsigned_64_bit_salts_sign_by_their_decimal_text() {
+        let salt = u64::MAX;
+        let text = format!("7:new-secret:{salt}:gettoken:{NOW}");
+        let q = Value::map()
+            .with("pid", 7)
+            .with("sign", upper_md5_text(&text))
+            .with("salt", salt)
+            .with("ts", NOW)
+            .with("uid", 1);
+        assert!(check(&projects(false), "gettoken", &q, NOW).is_ok());
+    }
+}

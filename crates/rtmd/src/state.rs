@@ -1,0 +1,95 @@
+//! The state shared by the server API, the gate and the admin port.
+
+use crate::config::{Config, Project};
+use crate::metrics::Metrics;
+use crate::sessions::Sessions;
+use crate::store::{Store, StoreError};
+use crate::token::Tokens;
+use fpnn::ErrorAnswer;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Everything a handler needs.
+pub struct State {
+    /// The configuration in force.
+    pub config: Config,
+    /// The projects, by pid.
+    pub projects: HashMap<i32, Project>,
+    /// Where the state is kept.
+    pub store: Arc<dyn Store>,
+    /// Mints and checks login tokens.
+    pub tokens: Tokens,
+    /// The sessions on this node.
+    pub sessions: Sessions,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// Unix time in seconds.
+pub fn unix_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix time in milliseconds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How a store failure is answered: RTM's unknown error, saying what failed.
+pub fn store_unavailable(e: &StoreError) -> ErrorAnswer {
+    ErrorAnswer::new(
+        rtm_server_sdk::code::UNKNOWN_ERROR,
+        format!("store unavailable: {e}"),
+    )
+}
+
+impl State {
+    /// Runs a store operation, timing it for the metrics and bounding it in time, so that a
+    /// store that hangs turns into an error answer instead of a hung call.
+    pub async fn store_call<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let limit = self.store_timeout();
+        let result = match tokio::time::timeout(limit, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {limit:?}"
+            ))),
+        };
+        self.metrics.store_op(started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// Kicks the user's sessions (only the one at endpoint `ce`, when given): each is pushed
+    /// the one-way `kickout` and closed. Returns how many were kicked.
+    pub async fn kickout(
+        &self,
+        pid: i32,
+        uid: i64,
+        ce: Option<&str>,
+    ) -> Result<usize, ErrorAnswer> {
+        let kicked = self.sessions.kick(pid, uid, ce, None);
+        self.metrics
+            .kicked_sessions
+            .fetch_add(kicked as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(kicked)
+    }
+
+    fn store_timeout(&self) -> Duration {
+        // Embedded writes wait for an fsync; Redis commands have their own timeout inside.
+        self.config
+            .redis
+            .command_timeout
+            .max(Duration::from_secs(5))
+    }
+}

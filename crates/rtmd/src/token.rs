@@ -1,0 +1,264 @@
+//! Login tokens: minted by `gettoken`, checked by the gate's `auth`.
+//!
+//! A token is self-contained and MAC'd, so minting one writes nothing:
+//!
+//! ```text
+//! version(1) = 1 | key id(1) | pid(4) | uid(8) | generation(8) | issued(8) | expires(8) | mac(16)
+//! ```
+//!
+//! big-endian integers (times in Unix seconds), then the first 16 bytes of
+//! HMAC-SHA256(key, everything before), all in URL-safe base64 without padding: 72
+//! characters. It is bound to `(pid, uid)`, cannot be forged without the key (128-bit MAC),
+//! expires, and is revoked when the user's *revocation generation* moves past the one it
+//! carries (`removetoken` bumps it). Several tokens of one user are valid at once.
+
+use crate::store::TokenKey;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+const VERSION: u8 = 1;
+const BODY_LEN: usize = 1 + 1 + 4 + 8 + 8 + 8 + 8;
+const MAC_LEN: usize = 16;
+const TOKEN_LEN: usize = BODY_LEN + MAC_LEN;
+
+/// What a valid token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    /// The project.
+    pub pid: i32,
+    /// The user.
+    pub uid: i64,
+    /// The user's revocation generation when the token was minted.
+    pub generation: u64,
+    /// When it was minted (Unix seconds).
+    pub issued: u64,
+    /// When it expires (Unix seconds).
+    pub expires: u64,
+}
+
+/// Why a token was refused. The gate answers every one of them with `{ok: false}`; the
+/// reason goes to the metrics and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token of ours (bad base64, length or version).
+    #[error("malformed token")]
+    Malformed,
+    /// Signed with a key this service does not have.
+    #[error("token signed with an unknown key")]
+    UnknownKey,
+    /// The MAC does not match: forged or altered.
+    #[error("token MAC does not match")]
+    BadMac,
+    /// Minted for another project.
+    #[error("token belongs to another project")]
+    WrongProject,
+    /// Minted for another user.
+    #[error("token belongs to another user")]
+    WrongUser,
+    /// Past its expiry.
+    #[error("token expired")]
+    Expired,
+    /// Revoked by `removetoken`.
+    #[error("token revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::BadMac => "bad_mac",
+            TokenError::WrongProject => "wrong_project",
+            TokenError::WrongUser => "wrong_user",
+            TokenError::Expired => "expired",
+            TokenError::Revoked => "revoked",
+        }
+    }
+}
+
+/// Mints and checks tokens with a key ring.
+#[derive(Clone)]
+pub struct Tokens {
+    keys: Vec<TokenKey>,
+}
+
+impl Tokens {
+    /// A token service over `keys`; new tokens use the key with the highest id.
+    pub fn new(mut keys: Vec<TokenKey>) -> Option<Tokens> {
+        keys.sort_by_key(|k| k.id);
+        (!keys.is_empty()).then_some(Tokens { keys })
+    }
+
+    fn mac(key: &TokenKey, body: &[u8]) -> [u8; MAC_LEN] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&key.secret).expect("HMAC takes keys of any length");
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&full[..MAC_LEN]);
+        out
+    }
+
+    /// A token for `(pid, uid)` at revocation generation `generation`, valid from `now` for
+    /// `ttl_secs` seconds.
+    pub fn mint(&self, pid: i32, uid: i64, generation: u64, now: u64, ttl_secs: u64) -> String {
+        let key = self.keys.last().expect("a key ring is never empty");
+        let mut bytes = Vec::with_capacity(TOKEN_LEN);
+        bytes.push(VERSION);
+        bytes.push(key.id);
+        bytes.extend_from_slice(&pid.to_be_bytes());
+        bytes.extend_from_slice(&uid.to_be_bytes());
+        bytes.extend_from_slice(&generation.to_be_bytes());
+        bytes.extend_from_slice(&now.to_be_bytes());
+        bytes.extend_from_slice(&now.saturating_add(ttl_secs).to_be_bytes());
+        let mac = Tokens::mac(key, &bytes);
+        bytes.extend_from_slice(&mac);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Checks a token's form, MAC, owner and expiry. The caller still has to compare
+    /// [`Claims::generation`] with the user's current generation ([`Claims::check_generation`]).
+    pub fn verify(&self, token: &str, pid: i32, uid: i64, now: u64) -> Result<Claims, TokenError> {
+        // A valid token is exactly 72 characters; refuse anything else before decoding.
+        if token.len() != (TOKEN_LEN * 4).div_ceil(3) {
+            return Err(TokenError::Malformed);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Malformed)?;
+        if bytes.len() != TOKEN_LEN || bytes[0] != VERSION {
+            return Err(TokenError::Malformed);
+        }
+        let (body, mac) = bytes.split_at(BODY_LEN);
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == body[1])
+            .ok_or(TokenError::UnknownKey)?;
+        let mut check =
+            Hmac::<Sha256>::new_from_slice(&key.secret).expect("HMAC takes keys of any length");
+        check.update(body);
+        // Constant-time comparison of the truncated MAC.
+        check
+            .verify_truncated_left(mac)
+            .map_err(|_| TokenError::BadMac)?;
+        let int = |at: usize, n: usize| {
+            body[at..at + n]
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        };
+        let claims = Claims {
+            pid: int(2, 4) as u32 as i32,
+            uid: int(6, 8) as i64,
+            generation: int(14, 8),
+            issued: int(22, 8),
+            expires: int(30, 8),
+        };
+        if claims.pid != pid {
+            return Err(TokenError::WrongProject);
+        }
+        if claims.uid != uid {
+            return Err(TokenError::WrongUser);
+        }
+        if now >= claims.expires {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+impl Claims {
+    /// Refuses a token minted before the user's tokens were last revoked.
+    pub fn check_generation(&self, current: u64) -> Result<(), TokenError> {
+        if self.generation == current {
+            Ok(())
+        } else {
+            Err(TokenError::Revoked)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(id: u8, fill: u8) -> TokenKey {
+        TokenKey {
+            id,
+            secret: [fill; 32],
+        }
+    }
+
+    #[test]
+    fn a_token_verifies_for_its_owner_only() {
+        let t = Tokens::new(vec![ring(1, 7)]).unwrap();
+        let token = t.mint(11000001, 42, 3, 1000, 60);
+        assert_eq!(token.len(), 72);
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let claims = t.verify(&token, 11000001, 42, 1000).unwrap();
+        assert_eq!(claims.generation, 3);
+        assert_eq!(claims.expires, 1060);
+        assert_eq!(claims.check_generation(3), Ok(()));
+        assert_eq!(claims.check_generation(4), Err(TokenError::Revoked));
+        assert_eq!(
+            t.verify(&token, 11000002, 42, 1000),
+            Err(TokenError::WrongProject)
+        );
+        assert_eq!(
+            t.verify(&token, 11000001, 43, 1000),
+            Err(TokenError::WrongUser)
+        );
+        assert_eq!(
+            t.verify(&token, 11000001, 42, 1060),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn altered_or_foreign_tokens_are_refused() {
+        let t = Tokens::new(vec![ring(1, 7)]).unwrap();
+        let token = t.mint(1, 2, 0, 1000, 60);
+        // Flip each character in turn: every variant must fail.
+        for i in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).unwrap();
+            assert!(t.verify(&altered, 1, 2, 1000).is_err(), "altered at {i}");
+        }
+        let other = Tokens::new(vec![ring(1, 8)]).unwrap();
+        assert_eq!(other.verify(&token, 1, 2, 1000), Err(TokenError::BadMac));
+        let unknown = Tokens::new(vec![ring(2, 7)]).unwrap();
+        assert_eq!(
+            unknown.verify(&token, 1, 2, 1000),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(t.verify("", 1, 2, 1000), Err(TokenError::Malformed));
+        assert_eq!(
+            t.verify(&"A".repeat(72), 1, 2, 1000),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            t.verify(&"é".repeat(36), 1, 2, 1000),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid() {
+        let old = Tokens::new(vec![ring(1, 7)]).unwrap();
+        let token = old.mint(1, 2, 0, 1000, 60);
+        let rotated = Tokens::new(vec![ring(2, 9), ring(1, 7)]).unwrap();
+        assert!(rotated.verify(&token, 1, 2, 1000).is_ok());
+        let new_token = rotated.mint(1, 2, 0, 1000, 60);
+        assert_eq!(
+            old.verify(&new_token, 1, 2, 1000),
+            Err(TokenError::UnknownKey)
+        );
+    }
+}
