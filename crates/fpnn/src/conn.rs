@@ -191,10 +191,10 @@ impl Link {
             }
             state.pending.insert(seq, tx);
         }
-        if let Err(e) = self.send_bytes(bytes) {
-            self.lock().pending.remove(&seq);
-            return Err(e);
-        }
+        // However this function ends (answer, timeout, error, or the caller dropping the
+        // future), the seq leaves the table.
+        let _pending = PendingGuard { link: self, seq };
+        self.send_bytes(bytes)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => match answer.into_result().map_err(Error::decode)? {
                 Ok(body) => Ok(body),
@@ -202,10 +202,7 @@ impl Link {
             },
             // The sender was dropped: the connection closed while we waited.
             Ok(Err(_)) => Err(self.closed_error()),
-            Err(_) => {
-                self.lock().pending.remove(&seq);
-                Err(Error::Timeout(timeout))
-            }
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
@@ -243,6 +240,19 @@ impl Link {
     /// The number of quests waiting for an answer.
     pub(crate) fn pending_len(&self) -> usize {
         self.lock().pending.len()
+    }
+}
+
+/// Removes a two-way quest from the pending table when its waiter goes away, including when
+/// the waiting future is dropped before the answer or the timeout.
+struct PendingGuard<'a> {
+    link: &'a Link,
+    seq: u32,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.link.lock().pending.remove(&self.seq);
     }
 }
 
