@@ -24,7 +24,7 @@ mod connection;
 
 pub use connection::Connection;
 
-use crate::conn::{self, Link, QuestSink, ReadOptions};
+use crate::conn::{self, Link, Outgoing, QuestSink, ReadOptions};
 use crate::error::{code, Error, ErrorAnswer};
 use crate::frame::{Answer, Quest, DEFAULT_MAX_FRAME};
 use crate::router::{HandlerResult, Router};
@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 /// Limits and timeouts of a server.
@@ -310,7 +310,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     drop(stream);
                     continue;
                 }
-                tokio::spawn(serve_connection(stream, peer, shared.clone()));
+                // Registered here, before the next accept, so that a burst of connections
+                // cannot get past the limit while their tasks are still starting.
+                let (conn, out) = register(&stream, peer, &shared);
+                tokio::spawn(serve_connection(stream, conn, out, shared.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -321,13 +324,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// Gives an accepted socket its id and link, and counts it among the open connections.
+fn register(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> (Connection, mpsc::UnboundedReceiver<Outgoing>) {
     let local = stream.local_addr().unwrap_or(peer);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (link, out) = Link::new(peer);
-    let conn = Connection::new(id, local, link.clone(), shared.config.push_timeout);
+    let conn = Connection::new(id, local, link, shared.config.push_timeout);
     shared.connections().insert(id, conn.clone());
+    (conn, out)
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    conn: Connection,
+    out: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (id, peer) = (conn.id(), conn.peer_addr());
+    let link = conn.link_arc();
     if let Some(hook) = &shared.on_connect {
         hook(&conn);
     }
