@@ -209,8 +209,8 @@ impl Shared {
     }
 
     fn quest_done(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.stopping.load(Ordering::Acquire)
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.stopping.load(Ordering::SeqCst)
         {
             self.drained.notify_waiters();
         }
@@ -258,14 +258,14 @@ impl Server {
     /// letting queued answers go out first.
     pub async fn shutdown(mut self) {
         let shared = self.shared.clone();
-        shared.stopping.store(true, Ordering::Release);
+        shared.stopping.store(true, Ordering::SeqCst);
         shared.stop_accept.notify_one();
         let _ = (&mut self.accept).await;
         let grace = shared.config.shutdown_grace;
         let drained = async {
             loop {
                 let notified = shared.drained.notified();
-                if shared.in_flight.load(Ordering::Acquire) == 0 {
+                if shared.in_flight.load(Ordering::SeqCst) == 0 {
                     break;
                 }
                 notified.await;
@@ -387,8 +387,13 @@ impl QuestSink for ServerSink {
         let params = quest.params().map_err(|e| {
             Error::InvalidConnection(format!("bad payload in quest '{}': {e}", quest.method))
         })?;
-        if self.shared.stopping.load(Ordering::Acquire) {
+        // Counted before `stopping` is read, and `shutdown` sets `stopping` before it reads
+        // the count (both SeqCst): either this quest sees the server stopping, or shutdown
+        // sees this quest and waits for its answer.
+        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.shared.stopping.load(Ordering::SeqCst) {
             link.answer_error(&quest, code::CORE_SERVER_STOPPING, "server is stopping");
+            self.shared.quest_done();
             return Ok(());
         }
         let Some(future) = self
@@ -401,9 +406,9 @@ impl QuestSink for ServerSink {
                 code::CORE_UNKNOWN_METHOD,
                 format!("unknown method: {}", quest.method),
             );
+            self.shared.quest_done();
             return Ok(());
         };
-        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
         let shared = self.shared.clone();
         let conn = self.conn.clone();
         let (seq, format) = (quest.seq, quest.format);
