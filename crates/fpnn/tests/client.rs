@@ -121,8 +121,14 @@ async fn ten_thousand_quests_in_flight_are_matched_by_seq_in_any_order() {
         }
     }
     assert_eq!(arrived.load(Ordering::SeqCst), N as usize);
-    assert!(out_of_order > 0, "answers should have come back out of order");
-    assert!(most_running.load(Ordering::SeqCst) > 1, "quests ran concurrently");
+    assert!(
+        out_of_order > 0,
+        "answers should have come back out of order"
+    );
+    assert!(
+        most_running.load(Ordering::SeqCst) > 1,
+        "quests ran concurrently"
+    );
     assert_eq!(client.in_flight(), 0);
     assert_eq!(server.connection_count(), 1, "all on one connection");
 }
@@ -140,16 +146,22 @@ async fn a_quest_times_out_with_20003_and_zero_or_none_means_the_default() {
         .build();
     let short = Duration::from_millis(50);
 
-    let err = within("hang", client.quest_with_timeout("hang", &Value::map(), Some(short)))
-        .await
-        .unwrap_err();
+    let err = within(
+        "hang",
+        client.quest_with_timeout("hang", &Value::map(), Some(short)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err, Error::Timeout(short));
     assert_eq!(err.code(), code::CORE_TIMEOUT);
 
     for timeout in [None, Some(Duration::ZERO)] {
-        let err = within("hang", client.quest_with_timeout("hang", &Value::map(), timeout))
-            .await
-            .unwrap_err();
+        let err = within(
+            "hang",
+            client.quest_with_timeout("hang", &Value::map(), timeout),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err, Error::Timeout(default), "timeout {timeout:?}");
     }
     let err = within("hang", client.quest("hang", &Value::map()))
@@ -182,9 +194,12 @@ async fn a_late_answer_after_a_timeout_is_dropped_without_harm() {
     let client = Client::new(server.local_addr().to_string());
 
     let short = Duration::from_millis(50);
-    let err = within("late", client.quest_with_timeout("late", &Value::map(), Some(short)))
-        .await
-        .unwrap_err();
+    let err = within(
+        "late",
+        client.quest_with_timeout("late", &Value::map(), Some(short)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), code::CORE_TIMEOUT);
     assert_eq!(client.in_flight(), 0, "the timed-out quest left the table");
 
@@ -219,9 +234,13 @@ async fn an_abandoned_quest_leaves_the_pending_table() {
     let quester = client.clone();
     let task = tokio::spawn(async move {
         let long = Some(Duration::from_secs(60));
-        quester.quest_with_timeout("hang", &Value::map(), long).await
+        quester
+            .quest_with_timeout("hang", &Value::map(), long)
+            .await
     });
-    within("the handler to start", started_rx.recv()).await.unwrap();
+    within("the handler to start", started_rx.recv())
+        .await
+        .unwrap();
     assert_eq!(client.in_flight(), 1);
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());

@@ -307,7 +307,10 @@ impl Client {
 
     /// The number of quests sent on the current connection and still waiting for an answer.
     pub fn in_flight(&self) -> usize {
-        self.state().link.as_ref().map_or(0, |link| link.pending_len())
+        self.state()
+            .link
+            .as_ref()
+            .map_or(0, |link| link.pending_len())
     }
 
     /// Connects now, if not connected yet.
