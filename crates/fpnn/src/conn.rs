@@ -44,6 +44,10 @@ pub(crate) struct Link {
     /// Milliseconds since `epoch` of the last byte sent.
     last_write: AtomicU64,
     peer: SocketAddr,
+    /// Set when the task that owns the connection has finished with it (see
+    /// [`Link::mark_finished`]).
+    finished: AtomicBool,
+    finished_notify: Notify,
 }
 
 #[derive(Default)]
@@ -67,6 +71,8 @@ impl Link {
             last_read: AtomicU64::new(0),
             last_write: AtomicU64::new(0),
             peer,
+            finished: AtomicBool::new(false),
+            finished_notify: Notify::new(),
         };
         (Arc::new(link), rx)
     }
@@ -235,6 +241,25 @@ impl Link {
         // Dropping the senders wakes the waiters, which then read `closed`.
         drop(pending);
         let _ = self.out.send(Outgoing::Close);
+    }
+
+    /// Marks the connection as finished with: closed, and its closing fully handled by the
+    /// task that ran it (for the client: the `Closed` event reported).
+    pub(crate) fn mark_finished(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.finished_notify.notify_waiters();
+    }
+
+    /// Waits until [`Link::mark_finished`] has been called.
+    pub(crate) async fn finished(&self) {
+        loop {
+            // Created before the check, so a `notify_waiters` in between is not missed.
+            let notified = self.finished_notify.notified();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The number of quests waiting for an answer.

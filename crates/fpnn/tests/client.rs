@@ -539,3 +539,50 @@ async fn keep_alive_keeps_a_live_connection_open_past_the_idle_timeout() {
     assert_eq!(answer.unwrap(), numbered(1));
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "no reconnect happened");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_is_reported_before_closed_even_when_the_server_drops_at_once() {
+    // A server with no room: every connection is closed right after accept.
+    let server = echo_server()
+        .max_connections(0)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let (hook, mut events) = events();
+        let client = Client::builder(server.local_addr().to_string())
+            .on_event(hook)
+            .build();
+        let _ = within("connect", client.connect()).await;
+        assert!(!events.connected().await);
+        let closed = events.closed().await;
+        assert!(!closed.will_reconnect);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quest_right_after_close_reports_closed_before_the_new_connected() {
+    let server = echo_server().bind("127.0.0.1:0").await.unwrap();
+    let (hook, mut events) = events();
+    let client = Client::builder(server.local_addr().to_string())
+        .auto_reconnect(true)
+        .regressive_strategy(fast_strategy())
+        .on_event(hook)
+        .build();
+    within("connect", client.connect()).await.unwrap();
+    assert!(!events.connected().await);
+    for i in 0..20 {
+        client.close().await;
+        let answer = within("echo", client.quest("echo", &numbered(i))).await;
+        assert_eq!(answer.unwrap(), numbered(i));
+        let closed = events.closed().await;
+        assert!(!closed.will_reconnect, "closed by the user: no reconnect");
+        assert!(
+            !events.connected().await,
+            "the quest connected, not a reconnect"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(events.try_next().is_none(), "no background reconnect");
+    assert_eq!(server.connection_count(), 1);
+}
