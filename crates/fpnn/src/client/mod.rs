@@ -325,6 +325,10 @@ impl Client {
 
     /// Closes the connection. Quests in flight fail with 20002, and no background reconnect
     /// follows; a later quest connects again.
+    ///
+    /// Returns once the connection is closed and its `Closed` event reported (one-way quests
+    /// already queued are sent first), or after the quest timeout if the server does not
+    /// take the last bytes.
     pub async fn close(&self) {
         let link = {
             let mut state = self.state();
@@ -335,6 +339,8 @@ impl Client {
         };
         if let Some(link) = link {
             link.close(Error::ConnectionClosed("closed by the client".into()));
+            let limit = self.inner.config.quest_timeout;
+            let _ = tokio::time::timeout(limit, link.finished()).await;
         }
     }
 
