@@ -308,21 +308,25 @@ async fn close_fails_quests_in_flight_with_20002_and_does_not_reconnect() {
     for _ in 0..3 {
         within("the handlers to start", started_rx.recv()).await;
     }
-    client.close().await;
+    within("close", client.close()).await;
+    // close() returns once the Closed event is reported.
+    match events.try_next() {
+        Some(fpnn::client::ConnectionEvent::Closed {
+            by_error,
+            reason,
+            will_reconnect,
+        }) => {
+            assert!(!by_error);
+            assert_eq!(reason.code(), code::CORE_CONNECTION_CLOSED);
+            assert!(!will_reconnect);
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
     for task in tasks {
         let err = within("the quest", task).await.unwrap().unwrap_err();
         assert!(matches!(err, Error::ConnectionClosed(_)), "{err:?}");
         assert_eq!(err.code(), code::CORE_CONNECTION_CLOSED);
     }
-    let closed = events.closed().await;
-    assert_eq!(
-        closed,
-        Closed {
-            by_error: false,
-            code: code::CORE_CONNECTION_CLOSED,
-            will_reconnect: false
-        }
-    );
     assert!(!client.is_connected());
     assert_eq!(client.in_flight(), 0);
 
@@ -585,4 +589,29 @@ async fn a_quest_right_after_close_reports_closed_before_the_new_connected() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(events.try_next().is_none(), "no background reconnect");
     assert_eq!(server.connection_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_client_handle_closes_the_connection() {
+    let (closed_tx, mut closed) = mpsc::unbounded_channel();
+    let server = echo_server()
+        .on_close(move |conn, reason| {
+            let _ = closed_tx.send((conn.id(), reason.code()));
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = Client::new(server.local_addr().to_string());
+    let copy = client.clone();
+    let answer = within("echo", client.quest("echo", &numbered(1))).await;
+    assert_eq!(answer.unwrap(), numbered(1));
+    drop(client);
+    // A clone keeps it open.
+    let answer = within("echo", copy.quest("echo", &numbered(2))).await;
+    assert_eq!(answer.unwrap(), numbered(2));
+    drop(copy);
+    let (_, reason) = within("the server to see the close", closed.recv())
+        .await
+        .unwrap();
+    assert_eq!(reason, code::CORE_CONNECTION_CLOSED);
 }
