@@ -272,3 +272,32 @@ async fn the_client_answers_a_raw_pushed_quest_with_its_seq_and_format() {
     let err = answer.into_result().unwrap().unwrap_err();
     assert_eq!(err.code, code::CORE_UNKNOWN_METHOD);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_fails_with_20012_when_the_client_resets_and_20002_when_it_closes() {
+    let (server, mut conns) = push_server().await;
+    for (reset_it, expected) in [
+        (true, code::CORE_INVALID_CONNECTION),
+        (false, code::CORE_CONNECTION_CLOSED),
+    ] {
+        // A raw client that reads the pushed quest and then goes away.
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        let conn = within("the connection", conns.recv()).await.unwrap();
+        let pusher = conn.clone();
+        let push = tokio::spawn(async move {
+            let long = Some(Duration::from_secs(60));
+            pusher.push_quest("work", &Value::map(), long).await
+        });
+        let (_, frame) = expect_frame(&mut stream).await;
+        assert!(matches!(frame, Frame::Quest(q) if q.method == "work" && q.is_twoway()));
+        if reset_it {
+            reset(stream);
+        } else {
+            drop(stream);
+        }
+        let err = within("the push", push).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), expected, "reset: {reset_it}: {err:?}");
+    }
+}
