@@ -35,7 +35,9 @@ pub(crate) struct Link {
     state: Mutex<LinkState>,
     next_seq: AtomicU32,
     /// Set once the connection is closing; read without the lock on hot paths.
-    closing: AtomicBool,
+    closing: Latch,
+    /// Set to drop the connection without flushing what is queued (see [`Link::abort`]).
+    aborted: Latch,
     /// Tells the reader to stop (after the writer has flushed and closed).
     stop_reader: Notify,
     epoch: Instant,
@@ -46,9 +48,42 @@ pub(crate) struct Link {
     peer: SocketAddr,
     /// Set when the task that owns the connection has finished with it (see
     /// [`Link::mark_finished`]).
-    finished: AtomicBool,
-    finished_notify: Notify,
+    finished: Latch,
 }
+
+/// A flag that is set once and can be awaited.
+#[derive(Default)]
+struct Latch {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl Latch {
+    fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        loop {
+            // Created before the check, so a `set` in between is not missed.
+            let notified = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How long the writer may go on sending what was queued before a close: a peer that does
+/// not take those bytes in this time is cut off, so that a connection whose peer stopped
+/// reading still closes.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct LinkState {
@@ -65,14 +100,14 @@ impl Link {
             out,
             state: Mutex::new(LinkState::default()),
             next_seq: AtomicU32::new(1),
-            closing: AtomicBool::new(false),
+            closing: Latch::default(),
+            aborted: Latch::default(),
             stop_reader: Notify::new(),
             epoch: Instant::now(),
             last_read: AtomicU64::new(0),
             last_write: AtomicU64::new(0),
             peer,
-            finished: AtomicBool::new(false),
-            finished_notify: Notify::new(),
+            finished: Latch::default(),
         };
         (Arc::new(link), rx)
     }
@@ -82,7 +117,7 @@ impl Link {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.closing.is_set()
     }
 
     /// Why the connection closed, if it has.
@@ -235,7 +270,7 @@ impl Link {
                 return;
             }
             state.closed = Some(reason);
-            self.closing.store(true, Ordering::Release);
+            self.closing.set();
             std::mem::take(&mut state.pending)
         };
         // Dropping the senders wakes the waiters, which then read `closed`.
@@ -246,19 +281,31 @@ impl Link {
     /// Marks the connection as finished with: closed, and its closing fully handled by the
     /// task that ran it (for the client: the `Closed` event reported).
     pub(crate) fn mark_finished(&self) {
-        self.finished.store(true, Ordering::Release);
-        self.finished_notify.notify_waiters();
+        self.finished.set();
     }
 
     /// Waits until [`Link::mark_finished`] has been called.
     pub(crate) async fn finished(&self) {
-        loop {
-            // Created before the check, so a `notify_waiters` in between is not missed.
-            let notified = self.finished_notify.notified();
-            if self.finished.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
+        self.finished.wait().await
+    }
+
+    /// Closes the connection at once: like [`Link::close`], but frames still queued or being
+    /// written are dropped.
+    pub(crate) fn abort(&self, reason: Error) {
+        self.close(reason);
+        self.aborted.set();
+    }
+
+    /// Completes when the writer must give up: on [`Link::abort`], or [`CLOSE_FLUSH`] after
+    /// the close.
+    async fn cut_off(&self) {
+        let flush_time = async {
+            self.closing.wait().await;
+            tokio::time::sleep(CLOSE_FLUSH).await;
+        };
+        tokio::select! {
+            _ = self.aborted.wait() => {}
+            _ = flush_time => {}
         }
     }
 
@@ -388,8 +435,11 @@ async fn write_loop(
     mut out: mpsc::UnboundedReceiver<Outgoing>,
     link: &Link,
 ) {
+    let cut_off = link.cut_off();
+    tokio::pin!(cut_off);
     let mut buf = BytesMut::new();
     let mut closing = false;
+    let mut cut = false;
     while !closing {
         let Some(first) = out.recv().await else { break };
         let mut next = Some(first);
@@ -406,9 +456,19 @@ async fn write_loop(
             }
         }
         if !buf.is_empty() {
-            if let Err(e) = writer.write_all(&buf).await {
-                link.close(Error::InvalidConnection(format!("write failed: {e}")));
-                break;
+            tokio::select! {
+                biased;
+                _ = &mut cut_off => {
+                    // Aborted, or closed and the peer does not take the last bytes.
+                    cut = true;
+                    break;
+                }
+                written = writer.write_all(&buf) => {
+                    if let Err(e) = written {
+                        link.close(Error::InvalidConnection(format!("write failed: {e}")));
+                        break;
+                    }
+                }
             }
             link.touch_write();
             if buf.capacity() > WRITE_BATCH {
@@ -418,7 +478,10 @@ async fn write_loop(
             }
         }
     }
-    let _ = writer.shutdown().await;
+    if !cut {
+        let _ = writer.shutdown().await;
+    }
+    // Dropping the write half (and the reader, once it stops) closes the socket.
     link.stop_reader.notify_one();
 }
 

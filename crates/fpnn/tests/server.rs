@@ -472,3 +472,37 @@ async fn server_on_connect_and_on_close_hooks_see_every_connection() {
     assert_eq!(reason, code::CORE_CONNECTION_CLOSED);
     assert_eq!(server.connection_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_off_a_client_that_does_not_read() {
+    let (conn_tx, mut conns) = mpsc::unbounded_channel();
+    let (closed_tx, mut closed) = mpsc::unbounded_channel();
+    let server = Server::builder()
+        .config(fpnn::server::ServerConfig {
+            shutdown_grace: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .on_connect(move |conn| {
+            let _ = conn_tx.send(conn.clone());
+        })
+        .on_close(move |conn, _reason| {
+            let _ = closed_tx.send(conn.id());
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    // A client that never reads: pushes pile up until the server's writes block.
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let conn: Connection = within("the connection", conns.recv()).await.unwrap();
+    let chunk = Value::map().with("s", "x".repeat(1 << 20));
+    for _ in 0..64 {
+        conn.push_oneway("flood", &chunk).unwrap();
+    }
+    within("shutdown", server.shutdown()).await;
+    assert_eq!(
+        closed.try_recv().ok(),
+        Some(conn.id()),
+        "the connection was closed by the time shutdown returned"
+    );
+    drop(stream);
+}

@@ -52,7 +52,8 @@ pub struct ServerConfig {
     pub max_frame: usize,
     /// Default timeout of two-way quests pushed to clients. Default 5 s.
     pub push_timeout: Duration,
-    /// How long [`Server::shutdown`] waits for in-flight quests. Default 10 s.
+    /// How long [`Server::shutdown`] waits for in-flight quests, and then for connections to
+    /// take their last bytes. Default 10 s.
     pub shutdown_grace: Duration,
 }
 
@@ -255,7 +256,8 @@ impl Server {
 
     /// Graceful shutdown: stop accepting, answer new quests with 20014, wait (up to the
     /// configured grace) for in-flight quests to be answered, then close every connection,
-    /// letting queued answers go out first.
+    /// letting queued answers go out first. A client that has not taken its last bytes
+    /// after another grace period is cut off.
     pub async fn shutdown(mut self) {
         let shared = self.shared.clone();
         shared.stopping.store(true, Ordering::SeqCst);
@@ -281,12 +283,24 @@ impl Server {
         for conn in &connections {
             conn.close_with(Error::ConnectionClosed("server shutting down".into()));
         }
-        let closed = async {
+        let closed = || async {
             while !shared.connections().is_empty() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
-        let _ = tokio::time::timeout(grace, closed).await;
+        if tokio::time::timeout(grace, closed()).await.is_err() {
+            // Peers that do not take their last bytes are cut off.
+            let stuck: Vec<Connection> = shared.connections().values().cloned().collect();
+            tracing::warn!(
+                connections = stuck.len(),
+                "shutdown grace elapsed with connections still flushing; cutting them off"
+            );
+            for conn in &stuck {
+                conn.link()
+                    .abort(Error::ConnectionClosed("server shutting down".into()));
+            }
+            let _ = tokio::time::timeout(grace, closed()).await;
+        }
     }
 }
 
