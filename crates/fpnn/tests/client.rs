@@ -500,7 +500,7 @@ async fn keep_alive_keeps_a_live_connection_open_past_the_idle_timeout() {
     let accepted = Arc::new(AtomicUsize::new(0));
     let accepted2 = accepted.clone();
     let server = echo_server()
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(Duration::from_millis(500)))
         .on_connect(move |_conn| {
             accepted2.fetch_add(1, Ordering::SeqCst);
         })
@@ -509,9 +509,10 @@ async fn keep_alive_keeps_a_live_connection_open_past_the_idle_timeout() {
         .unwrap();
     let (hook, mut events) = events();
     let pinging = Client::builder(server.local_addr().to_string())
+        // A ping about every 100 ms: five in each idle timeout of the server.
         .keep_alive(Some(KeepAlive {
             interval: Duration::from_millis(50),
-            max_retries: 2,
+            max_retries: 5,
             ping_timeout: Some(Duration::from_millis(100)),
         }))
         .on_event(hook)
@@ -536,7 +537,7 @@ async fn keep_alive_keeps_a_live_connection_open_past_the_idle_timeout() {
         }
     );
     // ...while the pinging one stays up for many ping intervals and idle timeouts.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(events.try_next().is_none(), "the pinging client stayed up");
     assert!(pinging.is_connected());
     let answer = within("echo", pinging.quest("echo", &numbered(1))).await;
