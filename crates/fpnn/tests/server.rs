@@ -257,7 +257,7 @@ async fn a_panicking_handler_is_answered_20001_and_the_server_keeps_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_idle_timeout_closes_a_silent_connection_only() {
+async fn the_idle_timeout_closes_a_silent_connection() {
     let (closed_tx, mut closed) = mpsc::unbounded_channel();
     let server = echo_server()
         .idle_timeout(Some(Duration::from_millis(200)))
