@@ -35,7 +35,9 @@ pub(crate) struct Link {
     state: Mutex<LinkState>,
     next_seq: AtomicU32,
     /// Set once the connection is closing; read without the lock on hot paths.
-    closing: AtomicBool,
+    closing: Latch,
+    /// Set to drop the connection without flushing what is queued (see [`Link::abort`]).
+    aborted: Latch,
     /// Tells the reader to stop (after the writer has flushed and closed).
     stop_reader: Notify,
     epoch: Instant,
@@ -44,7 +46,44 @@ pub(crate) struct Link {
     /// Milliseconds since `epoch` of the last byte sent.
     last_write: AtomicU64,
     peer: SocketAddr,
+    /// Set when the task that owns the connection has finished with it (see
+    /// [`Link::mark_finished`]).
+    finished: Latch,
 }
+
+/// A flag that is set once and can be awaited.
+#[derive(Default)]
+struct Latch {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl Latch {
+    fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        loop {
+            // Created before the check, so a `set` in between is not missed.
+            let notified = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How long the writer may go on sending what was queued before a close: a peer that does
+/// not take those bytes in this time is cut off, so that a connection whose peer stopped
+/// reading still closes.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct LinkState {
@@ -61,12 +100,14 @@ impl Link {
             out,
             state: Mutex::new(LinkState::default()),
             next_seq: AtomicU32::new(1),
-            closing: AtomicBool::new(false),
+            closing: Latch::default(),
+            aborted: Latch::default(),
             stop_reader: Notify::new(),
             epoch: Instant::now(),
             last_read: AtomicU64::new(0),
             last_write: AtomicU64::new(0),
             peer,
+            finished: Latch::default(),
         };
         (Arc::new(link), rx)
     }
@@ -76,7 +117,7 @@ impl Link {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.closing.is_set()
     }
 
     /// Why the connection closed, if it has.
@@ -191,10 +232,10 @@ impl Link {
             }
             state.pending.insert(seq, tx);
         }
-        if let Err(e) = self.send_bytes(bytes) {
-            self.lock().pending.remove(&seq);
-            return Err(e);
-        }
+        // However this function ends (answer, timeout, error, or the caller dropping the
+        // future), the seq leaves the table.
+        let _pending = PendingGuard { link: self, seq };
+        self.send_bytes(bytes)?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => match answer.into_result().map_err(Error::decode)? {
                 Ok(body) => Ok(body),
@@ -202,10 +243,7 @@ impl Link {
             },
             // The sender was dropped: the connection closed while we waited.
             Ok(Err(_)) => Err(self.closed_error()),
-            Err(_) => {
-                self.lock().pending.remove(&seq);
-                Err(Error::Timeout(timeout))
-            }
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 
@@ -232,7 +270,7 @@ impl Link {
                 return;
             }
             state.closed = Some(reason);
-            self.closing.store(true, Ordering::Release);
+            self.closing.set();
             std::mem::take(&mut state.pending)
         };
         // Dropping the senders wakes the waiters, which then read `closed`.
@@ -240,9 +278,53 @@ impl Link {
         let _ = self.out.send(Outgoing::Close);
     }
 
+    /// Marks the connection as finished with: closed, and its closing fully handled by the
+    /// task that ran it (for the client: the `Closed` event reported).
+    pub(crate) fn mark_finished(&self) {
+        self.finished.set();
+    }
+
+    /// Waits until [`Link::mark_finished`] has been called.
+    pub(crate) async fn finished(&self) {
+        self.finished.wait().await
+    }
+
+    /// Closes the connection at once: like [`Link::close`], but frames still queued or being
+    /// written are dropped.
+    pub(crate) fn abort(&self, reason: Error) {
+        self.close(reason);
+        self.aborted.set();
+    }
+
+    /// Completes when the writer must give up: on [`Link::abort`], or [`CLOSE_FLUSH`] after
+    /// the close.
+    async fn cut_off(&self) {
+        let flush_time = async {
+            self.closing.wait().await;
+            tokio::time::sleep(CLOSE_FLUSH).await;
+        };
+        tokio::select! {
+            _ = self.aborted.wait() => {}
+            _ = flush_time => {}
+        }
+    }
+
     /// The number of quests waiting for an answer.
     pub(crate) fn pending_len(&self) -> usize {
         self.lock().pending.len()
+    }
+}
+
+/// Removes a two-way quest from the pending table when its waiter goes away, including when
+/// the waiting future is dropped before the answer or the timeout.
+struct PendingGuard<'a> {
+    link: &'a Link,
+    seq: u32,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.link.lock().pending.remove(&self.seq);
     }
 }
 
@@ -353,8 +435,11 @@ async fn write_loop(
     mut out: mpsc::UnboundedReceiver<Outgoing>,
     link: &Link,
 ) {
+    let cut_off = link.cut_off();
+    tokio::pin!(cut_off);
     let mut buf = BytesMut::new();
     let mut closing = false;
+    let mut cut = false;
     while !closing {
         let Some(first) = out.recv().await else { break };
         let mut next = Some(first);
@@ -371,9 +456,19 @@ async fn write_loop(
             }
         }
         if !buf.is_empty() {
-            if let Err(e) = writer.write_all(&buf).await {
-                link.close(Error::InvalidConnection(format!("write failed: {e}")));
-                break;
+            tokio::select! {
+                biased;
+                _ = &mut cut_off => {
+                    // Aborted, or closed and the peer does not take the last bytes.
+                    cut = true;
+                    break;
+                }
+                written = writer.write_all(&buf) => {
+                    if let Err(e) = written {
+                        link.close(Error::InvalidConnection(format!("write failed: {e}")));
+                        break;
+                    }
+                }
             }
             link.touch_write();
             if buf.capacity() > WRITE_BATCH {
@@ -383,7 +478,10 @@ async fn write_loop(
             }
         }
     }
-    let _ = writer.shutdown().await;
+    if !cut {
+        let _ = writer.shutdown().await;
+    }
+    // Dropping the write half (and the reader, once it stops) closes the socket.
     link.stop_reader.notify_one();
 }
 

@@ -43,3 +43,8 @@ pub mod server;
 pub use error::Error;
 pub use router::{HandlerResult, Router};
 pub mod client;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

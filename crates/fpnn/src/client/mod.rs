@@ -315,21 +315,32 @@ impl Client {
 
     /// Connects now, if not connected yet.
     pub async fn connect(&self) -> Result<(), Error> {
-        self.state().closed_by_user = false;
-        let deadline = Instant::now() + self.inner.config.connect_timeout;
-        self.connect_by(deadline, false).await.map(drop)
+        let timeout = self.inner.config.connect_timeout;
+        match self.connect_by(Instant::now() + timeout, false).await {
+            Ok(_) => Ok(()),
+            Err(Error::Timeout(_)) => Err(Error::Timeout(timeout)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Closes the connection. Quests in flight fail with 20002, and no background reconnect
     /// follows; a later quest connects again.
+    ///
+    /// Returns once the connection is closed and its `Closed` event reported (one-way quests
+    /// already queued are sent first), or after the quest timeout if the server does not
+    /// take the last bytes.
     pub async fn close(&self) {
         let link = {
             let mut state = self.state();
             state.closed_by_user = true;
-            state.link.take()
+            // The link stays in the state until its `Closed` event is reported, so that a
+            // new connection cannot report `Connected` before that.
+            state.link.clone()
         };
         if let Some(link) = link {
             link.close(Error::ConnectionClosed("closed by the client".into()));
+            let limit = self.inner.config.quest_timeout;
+            let _ = tokio::time::timeout(limit, link.finished()).await;
         }
     }
 
@@ -396,7 +407,7 @@ impl Client {
     /// The open connection, connecting first when there is none.
     async fn link(&self, deadline: Instant, timeout: Duration) -> Result<Arc<Link>, Error> {
         {
-            let mut state = self.state();
+            let state = self.state();
             if let Some(link) = &state.link {
                 if !link.is_closed() {
                     return Ok(link.clone());
@@ -412,7 +423,6 @@ impl Client {
                     )));
                 }
             }
-            state.closed_by_user = false;
         }
         match self.connect_by(deadline, false).await {
             Err(Error::Timeout(_)) => Err(Error::Timeout(timeout)),
@@ -426,10 +436,22 @@ impl Client {
         let Ok(_guard) = lock else {
             return Err(Error::Timeout(Duration::ZERO));
         };
-        if let Some(link) = &self.state().link {
+        let current = self.state().link.clone();
+        if let Some(link) = current {
             if !link.is_closed() {
-                return Ok(link.clone());
+                return Ok(link);
             }
+            // The connection is closing: let its task report `Closed` (and decide about a
+            // background reconnect) before a new connection reports `Connected`.
+            if tokio::time::timeout_at(deadline.into(), link.finished())
+                .await
+                .is_err()
+            {
+                return Err(Error::Timeout(Duration::ZERO));
+            }
+        }
+        if !self.may_connect(is_reconnect) {
+            return Err(Error::ConnectionClosed("closed by the client".into()));
         }
         let endpoint = &self.inner.endpoint;
         let connect_deadline = deadline.min(Instant::now() + self.inner.config.connect_timeout);
@@ -466,9 +488,15 @@ impl Client {
         let (link, out) = Link::new(peer);
         {
             let mut state = self.state();
+            if is_reconnect && state.closed_by_user {
+                // Closed by the user while this attempt was under way.
+                return Err(Error::ConnectionClosed("closed by the client".into()));
+            }
             state.link = Some(link.clone());
             state.backoff_until = None;
         }
+        // Reported before the connection's task starts, so that it comes before `Closed`.
+        self.emit(ConnectionEvent::Connected { peer, is_reconnect });
         let sink = ClientSink {
             client: Arc::downgrade(&self.inner),
             link: link.clone(),
@@ -484,6 +512,7 @@ impl Client {
             if let Some(inner) = weak.upgrade() {
                 Client { inner }.on_closed(&run_link, reason, started);
             }
+            run_link.mark_finished();
         });
         if let Some(keep_alive) = &self.inner.config.keep_alive {
             let ping_timeout = keep_alive
@@ -495,8 +524,20 @@ impl Client {
                 ping_timeout,
             ));
         }
-        self.emit(ConnectionEvent::Connected { peer, is_reconnect });
         Ok(link)
+    }
+
+    /// Whether an attempt to connect may go ahead. An explicit one (a quest, `connect`)
+    /// always may, and cancels an earlier `close`; a background reconnect may not after a
+    /// `close`.
+    fn may_connect(&self, is_reconnect: bool) -> bool {
+        let mut state = self.state();
+        if is_reconnect {
+            !state.closed_by_user
+        } else {
+            state.closed_by_user = false;
+            true
+        }
     }
 
     fn emit(&self, event: ConnectionEvent) {

@@ -57,6 +57,10 @@ impl Connection {
         &self.inner.link
     }
 
+    pub(crate) fn link_arc(&self) -> Arc<Link> {
+        self.inner.link.clone()
+    }
+
     /// The connection's id, unique within the server's lifetime.
     pub fn id(&self) -> u64 {
         self.inner.id

@@ -24,7 +24,7 @@ mod connection;
 
 pub use connection::Connection;
 
-use crate::conn::{self, Link, QuestSink, ReadOptions};
+use crate::conn::{self, Link, Outgoing, QuestSink, ReadOptions};
 use crate::error::{code, Error, ErrorAnswer};
 use crate::frame::{Answer, Quest, DEFAULT_MAX_FRAME};
 use crate::router::{HandlerResult, Router};
@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 /// Limits and timeouts of a server.
@@ -52,7 +52,8 @@ pub struct ServerConfig {
     pub max_frame: usize,
     /// Default timeout of two-way quests pushed to clients. Default 5 s.
     pub push_timeout: Duration,
-    /// How long [`Server::shutdown`] waits for in-flight quests. Default 10 s.
+    /// How long [`Server::shutdown`] waits for in-flight quests, and then for connections to
+    /// take their last bytes. Default 10 s.
     pub shutdown_grace: Duration,
 }
 
@@ -219,8 +220,8 @@ impl Shared {
     }
 
     fn quest_done(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.stopping.load(Ordering::Acquire)
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.stopping.load(Ordering::SeqCst)
         {
             self.drained.notify_waiters();
         }
@@ -265,17 +266,18 @@ impl Server {
 
     /// Graceful shutdown: stop accepting, answer new quests with 20014, wait (up to the
     /// configured grace) for in-flight quests to be answered, then close every connection,
-    /// letting queued answers go out first.
+    /// letting queued answers go out first. A client that has not taken its last bytes
+    /// after another grace period is cut off.
     pub async fn shutdown(mut self) {
         let shared = self.shared.clone();
-        shared.stopping.store(true, Ordering::Release);
+        shared.stopping.store(true, Ordering::SeqCst);
         shared.stop_accept.notify_one();
         let _ = (&mut self.accept).await;
         let grace = shared.config.shutdown_grace;
         let drained = async {
             loop {
                 let notified = shared.drained.notified();
-                if shared.in_flight.load(Ordering::Acquire) == 0 {
+                if shared.in_flight.load(Ordering::SeqCst) == 0 {
                     break;
                 }
                 notified.await;
@@ -291,12 +293,24 @@ impl Server {
         for conn in &connections {
             conn.close_with(Error::ConnectionClosed("server shutting down".into()));
         }
-        let closed = async {
+        let closed = || async {
             while !shared.connections().is_empty() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
-        let _ = tokio::time::timeout(grace, closed).await;
+        if tokio::time::timeout(grace, closed()).await.is_err() {
+            // Peers that do not take their last bytes are cut off.
+            let stuck: Vec<Connection> = shared.connections().values().cloned().collect();
+            tracing::warn!(
+                connections = stuck.len(),
+                "shutdown grace elapsed with connections still flushing; cutting them off"
+            );
+            for conn in &stuck {
+                conn.link()
+                    .abort(Error::ConnectionClosed("server shutting down".into()));
+            }
+            let _ = tokio::time::timeout(grace, closed()).await;
+        }
     }
 }
 
@@ -320,7 +334,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     drop(stream);
                     continue;
                 }
-                tokio::spawn(serve_connection(stream, peer, shared.clone()));
+                // Registered here, before the next accept, so that a burst of connections
+                // cannot get past the limit while their tasks are still starting.
+                let (conn, out) = register(&stream, peer, &shared);
+                tokio::spawn(serve_connection(stream, conn, out, shared.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -331,13 +348,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// Gives an accepted socket its id and link, and counts it among the open connections.
+fn register(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> (Connection, mpsc::UnboundedReceiver<Outgoing>) {
     let local = stream.local_addr().unwrap_or(peer);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let (link, out) = Link::new(peer);
-    let conn = Connection::new(id, local, link.clone(), shared.config.push_timeout);
+    let conn = Connection::new(id, local, link, shared.config.push_timeout);
     shared.connections().insert(id, conn.clone());
+    (conn, out)
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    conn: Connection,
+    out: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (id, peer) = (conn.id(), conn.peer_addr());
+    let link = conn.link_arc();
     if let Some(hook) = &shared.on_connect {
         hook(&conn);
     }
@@ -378,8 +411,13 @@ impl QuestSink for ServerSink {
         let params = quest.params().map_err(|e| {
             Error::InvalidConnection(format!("bad payload in quest '{}': {e}", quest.method))
         })?;
-        if self.shared.stopping.load(Ordering::Acquire) {
+        // Counted before `stopping` is read, and `shutdown` sets `stopping` before it reads
+        // the count (both SeqCst): either this quest sees the server stopping, or shutdown
+        // sees this quest and waits for its answer.
+        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.shared.stopping.load(Ordering::SeqCst) {
             link.answer_error(&quest, code::CORE_SERVER_STOPPING, "server is stopping");
+            self.shared.quest_done();
             return Ok(());
         }
         let Some(future) = self
@@ -392,9 +430,9 @@ impl QuestSink for ServerSink {
                 code::CORE_UNKNOWN_METHOD,
                 format!("unknown method: {}", quest.method),
             );
+            self.shared.quest_done();
             return Ok(());
         };
-        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
         self.conn.quest_started();
         let shared = self.shared.clone();
         let conn = self.conn.clone();
