@@ -673,3 +673,43 @@ fn empty_payload_is_refused_when_encoding() {
         assert!(Frame::from(a).encode().is_ok());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regressions found by the fuzz targets (fuzz/)
+
+#[test]
+fn a_method_name_that_is_not_utf8_still_fits_in_255_bytes() {
+    // Found by `frame_decoder`: a method of 255 bytes that are not UTF-8 was decoded with one
+    // U+FFFD (3 bytes) per bad byte, into a quest of 765 bytes that could not be encoded again
+    // (MethodTooLong).
+    for method in [
+        vec![0xff; 255],
+        [&b"a"[..], &[0xc8; 254]].concat(),
+        [&[0xff; 100][..], "é".repeat(77).as_bytes()].concat(),
+        vec![0x80],
+    ] {
+        let mut frame = header(b"FPNN", 1, 0x80, 0, method.len() as u8, 1);
+        frame.extend_from_slice(&method);
+        frame.push(0x80);
+        let Ok(Some(Frame::Quest(quest))) = decode_stream(&frame) else {
+            panic!("a quest")
+        };
+        assert!(!quest.method.is_empty());
+        assert!(quest.method.len() <= 255, "{} bytes", quest.method.len());
+        assert!(quest
+            .method
+            .starts_with(String::from_utf8_lossy(&method[..1]).as_ref()));
+        assert!(quest.method.contains('\u{fffd}'));
+        let again = Frame::from(quest.clone()).encode().expect("re-encodes");
+        assert_eq!(
+            Frame::decode(&again, DEFAULT_MAX_FRAME),
+            Ok(Frame::Quest(quest))
+        );
+    }
+    // 255 bytes of UTF-8 are kept as they are.
+    let name = "é".repeat(127) + "x";
+    let mut frame = header(b"FPNN", 1, 0x80, 0, 255, 1);
+    frame.extend_from_slice(name.as_bytes());
+    frame.push(0x80);
+    assert!(matches!(decode_stream(&frame), Ok(Some(Frame::Quest(q))) if q.method == name));
+}
