@@ -713,3 +713,54 @@ fn a_method_name_that_is_not_utf8_still_fits_in_255_bytes() {
     frame.push(0x80);
     assert!(matches!(decode_stream(&frame), Ok(Some(Frame::Quest(q))) if q.method == name));
 }
+
+/// Runs the test `name` of this binary again, in a child process whose address space is
+/// limited to `kib` KiB, with `marker` set in its environment; panics with the child's output
+/// if it fails.
+#[cfg(target_os = "linux")]
+fn run_with_address_space_limit(name: &str, marker: &str, kib: u64) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            r#"ulimit -v {kib} && exec "$0" --exact {name} --test-threads=1 --nocapture"#
+        ))
+        .arg(exe)
+        .env(marker, "1")
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{name} failed with {} KiB of address space ({}):\n{}{}",
+        kib,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn nested_length_claims_reserve_memory_in_proportion_to_the_input() {
+    // Found by review (the fuzz targets' 4 KiB inputs are too small to show it): an array32
+    // header claiming 2^32 - 1 items at each of the MAX_DEPTH levels, then 8 MiB of input. Each
+    // level reserved room for one 32-byte Value per byte left, 32 GiB in all: harmless where
+    // memory is overcommitted, but an abort of the whole process (not an error) where the
+    // address space is limited. Run it in a child limited to 1 GiB.
+    const CHILD: &str = "FPNN_TEST_ADDRESS_SPACE_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        run_with_address_space_limit(
+            "nested_length_claims_reserve_memory_in_proportion_to_the_input",
+            CHILD,
+            1 << 20,
+        );
+        return;
+    }
+    let mut payload = [0xdd, 0xff, 0xff, 0xff, 0xff].repeat(MAX_DEPTH);
+    // The innermost array's first item: one bin32 of (nearly) 8 MiB. Then the input ends.
+    let bin_len = DEFAULT_MAX_FRAME - 1024;
+    payload.push(0xc6);
+    payload.extend_from_slice(&(bin_len as u32).to_be_bytes());
+    payload.resize(payload.len() + bin_len, 0);
+    assert_eq!(msgpack::decode(&payload), Err(MsgpackError::UnexpectedEof));
+}
