@@ -471,7 +471,7 @@ fn nesting_deeper_than_max_depth() {
     assert_eq!(msgpack::decode(&keys), Err(MsgpackError::TooDeep));
 
     // A very deep input (far past any stack limit) is refused just the same, no overflow.
-    let huge = vec![0xdc, 0x00, 0x01].repeat(100_000);
+    let huge = [0xdc, 0x00, 0x01].repeat(100_000);
     assert_eq!(msgpack::decode(&huge), Err(MsgpackError::TooDeep));
 }
 
