@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the seed inputs under fuzz/seeds/<target>/ from the official vectors
 # (crates/fpnn/tests/data/fpnn-vectors.txt). The files are tiny and committed; run this again
-# only when the vectors change. libFuzzer reads them as an extra, read-only corpus:
+# only when the vectors change. Beside them, regress-* files are inputs that found a bug once
+# (see the git log); they are kept. libFuzzer reads the seeds as an extra, read-only corpus:
 #
 #     cargo +nightly fuzz run msgpack fuzz/corpus/msgpack fuzz/seeds/msgpack
 set -euo pipefail
@@ -11,8 +12,9 @@ vectors=../crates/fpnn/tests/data/fpnn-vectors.txt
 # Writes hex ($2) as bytes to file $1.
 put() { printf '%b' "$(sed 's/../\\x&/g' <<<"$2")" >"$1"; }
 
-rm -rf seeds
+# Inputs that once failed (regress-*) are kept; everything else is written anew.
 mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde
+find seeds -type f ! -name 'regress-*' -delete
 
 stream=""
 n=0
