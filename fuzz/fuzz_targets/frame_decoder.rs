@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (sizes, stream) = rest.split_at(usize::from(k & 0x07).min(rest.len()));
-    let max_frame = if k & 0x08 != 0 { 128 } else { DEFAULT_MAX_FRAME };
+    let max_frame = if k & 0x08 != 0 {
+        128
+    } else {
+        DEFAULT_MAX_FRAME
+    };
 
     let whole = decode_whole(stream, max_frame);
     let chunked = decode_chunked(stream, sizes, max_frame);
@@ -89,7 +93,12 @@ fn decode_whole(stream: &[u8], max_frame: usize) -> Decoded {
         spans: Vec::new(),
     };
     let mut buf = BytesMut::from(stream);
-    drain(&mut FrameDecoder::new(max_frame), &mut buf, &mut out, &mut 0);
+    drain(
+        &mut FrameDecoder::new(max_frame),
+        &mut buf,
+        &mut out,
+        &mut 0,
+    );
     out.left = buf.len();
     out
 }

@@ -16,9 +16,13 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(matches!(value, Value::Map(_)));
 
-    let json = Format::Json.encode(&value).expect("a decoded JSON value re-encodes");
+    let json = Format::Json
+        .encode(&value)
+        .expect("a decoded JSON value re-encodes");
     assert_eq!(Format::Json.decode(&json), Ok(value.clone()));
 
-    let packed = Format::MsgPack.encode(&value).expect("JSON values encode as msgpack");
+    let packed = Format::MsgPack
+        .encode(&value)
+        .expect("JSON values encode as msgpack");
     assert_eq!(Format::MsgPack.decode(&packed), Ok(value));
 });

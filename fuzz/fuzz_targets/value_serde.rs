@@ -108,7 +108,10 @@ fuzz_target!(|data: &[u8]| {
 
     // Value -> serde -> Value: ext reads as bytes, and writes as `[tag, bytes]`.
     let read: Value = from_value(&value).expect("any value reads as a Value");
-    assert_eq!(read, without_ext(&value, &|_, data| Value::Bin(data.to_vec())));
+    assert_eq!(
+        read,
+        without_ext(&value, &|_, data| Value::Bin(data.to_vec()))
+    );
     let written = to_value(&value).expect("any value writes");
     assert_eq!(
         written,
