@@ -124,7 +124,8 @@ impl CodecError {
 /// A quest: a call of `method`, one-way (no answer, no seq) or two-way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quest {
-    /// The method name (1..=255 bytes). Bytes that are not UTF-8 are replaced on decoding.
+    /// The method name (1..=255 bytes). On decoding, bytes that are not UTF-8 are replaced by
+    /// U+FFFD, and the result is cut to 255 bytes if the replacements made it longer.
     pub method: String,
     /// The sequence number of a two-way quest; `None` for a one-way quest.
     pub seq: Option<u32>,
@@ -250,10 +251,13 @@ impl Answer {
     }
 }
 
+/// The longest method name: its length is the header's one-byte `ss`.
+const MAX_METHOD_LEN: usize = u8::MAX as usize;
+
 fn check_method(method: &str) -> Result<(), CodecError> {
     match method.len() {
         0 => Err(CodecError::EmptyMethod),
-        1..=255 => Ok(()),
+        1..=MAX_METHOD_LEN => Ok(()),
         n => Err(CodecError::MethodTooLong(n)),
     }
 }
@@ -428,11 +432,7 @@ impl Header {
             }
             mtype => {
                 let seq = (mtype == MTYPE_TWOWAY).then(|| body.get_u32_le());
-                let method = body.split_to(usize::from(self.ss));
-                let method = match std::str::from_utf8(&method) {
-                    Ok(m) => m.to_owned(),
-                    Err(_) => String::from_utf8_lossy(&method).into_owned(),
-                };
+                let method = method_name(&body.split_to(usize::from(self.ss)));
                 Frame::Quest(Quest {
                     method,
                     seq,
@@ -440,6 +440,27 @@ impl Header {
                     payload: body,
                 })
             }
+        }
+    }
+}
+
+/// The method name of a received quest: its bytes as text, with every sequence that is not
+/// UTF-8 replaced by U+FFFD.
+///
+/// A replacement takes three bytes where the bad sequence may have taken one, so the result is
+/// cut (on a character boundary) to the 255 bytes a method name can have: a decoded quest must
+/// always be encodable again. Such a name matches no registered method either way.
+fn method_name(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(m) => m.to_owned(),
+        Err(_) => {
+            let mut name = String::from_utf8_lossy(bytes).into_owned();
+            let mut end = name.len().min(MAX_METHOD_LEN);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+            name
         }
     }
 }

@@ -13,6 +13,15 @@ use crate::value::Value;
 /// The deepest nesting of arrays and maps the reader accepts.
 pub const MAX_DEPTH: usize = 128;
 
+/// The most items an array or a map reserves room for before they are read; past that, its
+/// vector grows as items actually arrive.
+///
+/// Bounding a reservation by the input left is not enough on its own: a header at each of the
+/// [`MAX_DEPTH`] levels may claim 2^32 - 1 items, and each level would then reserve a
+/// `Value` (32 bytes) per byte of input, 4 096 times the input in all (32 GiB for an 8 MiB
+/// frame).
+const MAX_RESERVE: usize = 1024;
+
 /// Why a msgpack byte string could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MsgpackError {
@@ -252,7 +261,8 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
-    /// Bytes left; every item of an array or map takes at least one, which bounds allocations.
+    /// Bytes left; every item of an array or map takes at least one, which bounds reservations
+    /// (with [`MAX_RESERVE`]).
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
@@ -357,7 +367,7 @@ impl<'a> Reader<'a> {
         if depth >= MAX_DEPTH {
             return Err(MsgpackError::TooDeep);
         }
-        let mut items = Vec::with_capacity(n.min(self.remaining()));
+        let mut items = Vec::with_capacity(n.min(self.remaining()).min(MAX_RESERVE));
         for _ in 0..n {
             items.push(self.value(depth + 1)?);
         }
@@ -368,7 +378,7 @@ impl<'a> Reader<'a> {
         if depth >= MAX_DEPTH {
             return Err(MsgpackError::TooDeep);
         }
-        let mut entries = Vec::with_capacity(n.min(self.remaining() / 2));
+        let mut entries = Vec::with_capacity(n.min(self.remaining() / 2).min(MAX_RESERVE));
         for _ in 0..n {
             let k = self.value(depth + 1)?;
             let v = self.value(depth + 1)?;
