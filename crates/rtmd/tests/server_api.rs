@@ -14,7 +14,7 @@ async fn every_call_through_the_sdk() {
     let sdk = server.sdk();
 
     let token = within("gettoken", sdk.get_token(1001)).await.unwrap();
-    assert_eq!(token.len(), 72, "{token}");
+    assert_eq!(token.len(), 80, "{token}");
     assert!(token
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
