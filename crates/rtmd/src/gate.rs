@@ -136,8 +136,12 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
             "already logged in on this connection",
         ));
     }
-    if !project.multi_login {
-        let kicked = state.sessions.take(pid, uid, None, Some(conn.id()));
+    if project.multi_login {
+        state.sessions.add(&session, &conn);
+    } else {
+        // Taking the older sessions and adding this one in one step: of two logins at
+        // once, one stays.
+        let kicked = state.sessions.replace(&session, &conn);
         for old in &kicked {
             kick_connection(old);
         }
@@ -146,7 +150,6 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
             .kicked_sessions
             .fetch_add(kicked.len() as u64, Ordering::Relaxed);
     }
-    state.sessions.add(&session, &conn);
     if conn.is_closed() {
         // It closed while we checked the token; `on_close` may have run before `add`.
         state.sessions.remove(&session, conn.id());

@@ -85,6 +85,23 @@ impl Sessions {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Registers a logged-in connection as the user's only one (multi-login off): the
+    /// user's other connections leave the registry in the same step, and are returned for
+    /// the caller to kick. Of two logins at once, only the later one stays.
+    pub fn replace(&self, session: &Session, conn: &Connection) -> Vec<Connection> {
+        let mut shard = self.shard(session.pid, session.uid);
+        let entries = shard.entry((session.pid, session.uid)).or_default();
+        let taken: Vec<Connection> = entries.drain(..).map(|e| e.conn).collect();
+        entries.push(Entry {
+            conn: conn.clone(),
+            ce: session.ce.clone(),
+        });
+        drop(shard);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_sub(taken.len(), Ordering::Relaxed);
+        taken
+    }
+
     /// Forgets a connection; `false` if it was not registered (already kicked, say).
     pub fn remove(&self, session: &Session, conn_id: u64) -> bool {
         let mut shard = self.shard(session.pid, session.uid);
