@@ -69,7 +69,7 @@ async fn an_expired_token_is_refused() {
     let past = now() as u64 - 100;
     let old = tokens.mint(PID, 12, 0, past, 50);
     let gate = GateClient::connect(&server.gate()).await;
-    assert_eq!(gate.auth(PID, 12, &old).await.unwrap(), false);
+    gate.refused(PID, 12, &old).await;
     let fresh = tokens.mint(PID, 12, 0, past, 500);
     gate.login(PID, 12, &fresh).await;
 
@@ -77,7 +77,7 @@ async fn an_expired_token_is_refused() {
     let token = server.token(13).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let gate = GateClient::connect(&server.gate()).await;
-    assert_eq!(gate.auth(PID, 13, &token).await.unwrap(), false);
+    gate.refused(PID, 13, &token).await;
 
     let page = http_get(server.admin(), "/metrics").await.1;
     assert_eq!(metric(&page, "rtmd_auth_total{result=\"expired\"}"), 2.0);
@@ -91,8 +91,8 @@ async fn a_revoked_token_is_refused_and_a_new_one_works() {
     let t2 = server.token(14).await;
     within("removetoken", sdk.remove_token(14)).await.unwrap();
     let gate = GateClient::connect(&server.gate()).await;
-    assert_eq!(gate.auth(PID, 14, &t1).await.unwrap(), false);
-    assert_eq!(gate.auth(PID, 14, &t2).await.unwrap(), false);
+    gate.refused(PID, 14, &t1).await;
+    gate.refused(PID, 14, &t2).await;
     // A failed auth does not count as a login: the connection may try again.
     let t3 = server.token(14).await;
     gate.login(PID, 14, &t3).await;
@@ -113,11 +113,7 @@ async fn forged_tokens_are_refused() {
         let mut bytes = token.clone().into_bytes();
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
         let forged = String::from_utf8(bytes).unwrap();
-        assert_eq!(
-            gate.auth(PID, 16, &forged).await.unwrap(),
-            false,
-            "altered at {i}"
-        );
+        gate.refused(PID, 16, &forged).await;
     }
     for forged in [
         String::new(),
@@ -126,36 +122,34 @@ async fn forged_tokens_are_refused() {
         "not a token at all, with spaces and ünïcode".into(),
         format!("{token}A"),
         token[..token.len() - 1].to_owned(),
-        "é".repeat(36),
+        "é".repeat(token.len() / 2),
         "Z".repeat(100_000),
     ] {
-        assert_eq!(
-            gate.auth(PID, 16, &forged).await.unwrap(),
-            false,
-            "{forged:.80}"
-        );
+        gate.refused(PID, 16, &forged).await;
     }
     // A token of another rtmd (another key ring) is refused.
     let elsewhere = TestServer::start().await;
     let foreign = elsewhere.token(16).await;
-    assert_eq!(gate.auth(PID, 16, &foreign).await.unwrap(), false);
+    gate.refused(PID, 16, &foreign).await;
     // And the real one still works on this connection.
     gate.login(PID, 16, &token).await;
 }
 
 #[tokio::test]
 async fn a_token_of_another_user_or_project_is_refused() {
-    let server =
-        TestServer::start_with(vec![project(PID, SECRET), project(PID + 1, "other")], |_| {})
-            .await;
+    let server = TestServer::start_with(
+        vec![project(PID, SECRET), project(PID + 1, "other")],
+        |_| {},
+    )
+    .await;
     let token = server.token(17).await;
     let gate = GateClient::connect(&server.gate()).await;
-    assert_eq!(gate.auth(PID, 18, &token).await.unwrap(), false);
-    assert_eq!(gate.auth(PID + 1, 17, &token).await.unwrap(), false);
+    gate.refused(PID, 18, &token).await;
+    gate.refused(PID + 1, 17, &token).await;
     // Unknown projects, and ids out of range, are refused the same way.
-    assert_eq!(gate.auth(424242, 17, &token).await.unwrap(), false);
+    gate.refused(424242, 17, &token).await;
     for uid in [0, -17] {
-        assert_eq!(gate.auth(PID, uid, &token).await.unwrap(), false);
+        gate.refused(PID, uid, &token).await;
     }
     let answer = within(
         "auth",
@@ -238,7 +232,7 @@ async fn an_unauthenticated_connection_is_closed_after_the_auth_timeout() {
     let mut logged_in = server.logged_in(23).await;
     let mut silent = GateClient::connect(&server.gate()).await;
     let mut failed = GateClient::connect(&server.gate()).await;
-    assert_eq!(failed.auth(PID, 23, "forged").await.unwrap(), false);
+    failed.refused(PID, 23, "forged").await;
     let mut raw = RawConn::connect(&server.gate()).await;
 
     silent.closed().await;

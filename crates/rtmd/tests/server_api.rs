@@ -19,12 +19,18 @@ async fn every_call_through_the_sdk() {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
 
-    within("adddevice", sdk.add_device(1001, app_type::APNS, "apns-token-1"))
-        .await
-        .unwrap();
-    within("adddevice", sdk.add_device(1001, app_type::FCM, "fcm-token-1"))
-        .await
-        .unwrap();
+    within(
+        "adddevice",
+        sdk.add_device(1001, app_type::APNS, "apns-token-1"),
+    )
+    .await
+    .unwrap();
+    within(
+        "adddevice",
+        sdk.add_device(1001, app_type::FCM, "fcm-token-1"),
+    )
+    .await
+    .unwrap();
     // `gcm` and `pcm` are older names of `fcm`; re-adding is idempotent.
     within("adddevice", sdk.add_device(1001, "gcm", "fcm-token-2"))
         .await
@@ -69,9 +75,12 @@ async fn every_call_through_the_sdk() {
     assert_eq!(tokens, ["apns-token-1", "fcm-token-2"]);
 
     // A device token belongs to one user: adding it for another moves it.
-    within("adddevice", sdk.add_device(1002, app_type::APNS, "apns-token-1"))
-        .await
-        .unwrap();
+    within(
+        "adddevice",
+        sdk.add_device(1002, app_type::APNS, "apns-token-1"),
+    )
+    .await
+    .unwrap();
     let first = within("getdevices", sdk.get_devices(1001)).await.unwrap();
     let second = within("getdevices", sdk.get_devices(1002)).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -86,9 +95,12 @@ async fn every_call_through_the_sdk() {
         .await
         .unwrap();
     within("kickout", sdk.kickout(1001)).await.unwrap();
-    within("kickout_endpoint", sdk.kickout_endpoint(1001, "127.0.0.1:1"))
-        .await
-        .unwrap();
+    within(
+        "kickout_endpoint",
+        sdk.kickout_endpoint(1001, "127.0.0.1:1"),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -153,7 +165,10 @@ async fn unknown_pid_and_bad_sign_answer_200002() {
     let ts = now();
     let q = Value::map()
         .with("pid", PID)
-        .with("sign", sign(PID, SECRET, salt, "gettoken", ts).to_lowercase())
+        .with(
+            "sign",
+            sign(PID, SECRET, salt, "gettoken", ts).to_lowercase(),
+        )
         .with("salt", salt)
         .with("ts", ts)
         .with("uid", 1);
@@ -184,7 +199,14 @@ async fn ts_outside_the_window_answers_200008() {
     narrow.sign_window = std::time::Duration::from_secs(30);
     let server = TestServer::start_with(vec![narrow], |_| {}).await;
     let raw = server.raw_api();
-    let q = signed(PID + 1, "narrow-secret", "gettoken", fresh_salt(), now() - 100).with("uid", 1);
+    let q = signed(
+        PID + 1,
+        "narrow-secret",
+        "gettoken",
+        fresh_salt(),
+        now() - 100,
+    )
+    .with("uid", 1);
     let e = answer_error(within("quest", raw.quest("gettoken", &q)).await);
     assert_eq!(e.code, 200008, "{e}");
 }
@@ -476,13 +498,20 @@ async fn an_unknown_method_answers_20004() {
         assert_eq!(e.code, 20004, "{method}: {e}");
     }
     // The connection is still usable.
-    within("gettoken", raw.quest("gettoken", &signed_now("gettoken", 1)))
-        .await
-        .unwrap();
+    within(
+        "gettoken",
+        raw.quest("gettoken", &signed_now("gettoken", 1)),
+    )
+    .await
+    .unwrap();
 }
 
 /// Sends a hand-built msgpack payload and returns the answer.
-async fn raw_call(server: &TestServer, method: &str, payload: Mp) -> Result<Value, fpnn::ErrorAnswer> {
+async fn raw_call(
+    server: &TestServer,
+    method: &str,
+    payload: Mp,
+) -> Result<Value, fpnn::ErrorAnswer> {
     let mut conn = RawConn::connect(&server.api()).await;
     conn.raw_quest(&raw_frame(method, 1, &payload.0), 1).await
 }

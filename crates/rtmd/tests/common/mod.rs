@@ -181,7 +181,10 @@ pub fn sdk_code<T: std::fmt::Debug>(result: rtm_server_sdk::Result<T>) -> i32 {
 pub fn signed(pid: i32, secret: &str, method: &str, salt: i64, ts: i64) -> Value {
     Value::map()
         .with("pid", pid)
-        .with("sign", rtm_server_sdk::sign::sign(pid, secret, salt, method, ts))
+        .with(
+            "sign",
+            rtm_server_sdk::sign::sign(pid, secret, salt, method, ts),
+        )
         .with("salt", salt)
         .with("ts", ts)
 }
@@ -263,7 +266,14 @@ impl GateClient {
 
     /// Logs in, asserting success.
     pub async fn login(&self, pid: i32, uid: i64, token: &str) {
-        assert_eq!(self.auth(pid, uid, token).await.expect("auth answers"), true);
+        let ok = self.auth(pid, uid, token).await.expect("auth answers");
+        assert!(ok, "auth {pid}/{uid} answered ok: false");
+    }
+
+    /// Sends `auth`, asserting it answers `{ok: false}` (not an error answer).
+    pub async fn refused(&self, pid: i32, uid: i64, token: &str) {
+        let ok = self.auth(pid, uid, token).await.expect("auth answers");
+        assert!(!ok, "auth {pid}/{uid} with {token:.80} answered ok: true");
     }
 
     /// Sends a gate `ping`: `Ok` while logged in on this same connection.
