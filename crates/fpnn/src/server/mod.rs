@@ -178,6 +178,7 @@ impl ServerBuilder {
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
             drained: Notify::new(),
             stop_accept: Notify::new(),
         });
@@ -207,6 +208,10 @@ struct Shared {
     next_id: AtomicU64,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
+    /// Connections accepted and not finished: what `max_connections` limits. (The
+    /// `connections` map is filled by each connection's own task, too late to hold back a
+    /// burst of accepts.)
+    open: AtomicUsize,
     drained: Notify,
     stop_accept: Notify,
 }
@@ -315,7 +320,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                if shared.connections().len() >= shared.config.max_connections {
+                if shared.open.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections {
+                    shared.open.fetch_sub(1, Ordering::AcqRel);
                     tracing::warn!(%peer, max = shared.config.max_connections, "connection limit reached, closing new connection");
                     drop(stream);
                     continue;
@@ -352,6 +358,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let reason = conn::run(stream, link, out, sink, options).await;
     tracing::debug!(%peer, id, reason = %reason, "connection closed");
     shared.connections().remove(&id);
+    shared.open.fetch_sub(1, Ordering::AcqRel);
     if let Some(hook) = &shared.on_close {
         hook(&conn, &reason);
     }
