@@ -304,3 +304,53 @@ async fn a_one_way_quest_before_auth_is_ignored() {
     let token = server.token(26).await;
     gate.login(PID, 26, &token).await;
 }
+
+#[tokio::test]
+async fn a_logged_in_client_that_stops_answering_pings_is_closed() {
+    let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
+        c.limits.client_ping_interval = Duration::from_millis(200);
+    })
+    .await;
+    // The FPNN client answers the gate's pings (with 20004, having no handler): alive.
+    let mut answering = server.logged_in(27).await;
+    let token = server.token(28).await;
+    let mut silent = RawConn::connect(&server.gate()).await;
+    let ok = silent
+        .quest(
+            "auth",
+            &Value::map()
+                .with("pid", PID)
+                .with("uid", 28)
+                .with("token", token.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+    let (frames, _) = silent.until_closed().await;
+    let pings = frames
+        .iter()
+        .filter(|f| matches!(f, fpnn::Frame::Quest(q) if q.method == "ping" && q.seq.is_some()))
+        .count();
+    assert_eq!(pings, frames.len(), "{frames:?}");
+    assert!(pings >= 2, "closed after {pings} pings");
+    answering.assert_alive().await;
+}
+
+#[tokio::test]
+async fn auth_reads_integers_in_any_width() {
+    let server = TestServer::start().await;
+    let token = server.token(29).await;
+    let payload = Mp::map(3)
+        .str("pid")
+        .u64(PID as u64)
+        .str("uid")
+        .i64(29)
+        .str("token")
+        .str(&token);
+    let mut raw = RawConn::connect(&server.gate()).await;
+    let answer = raw
+        .raw_quest(&raw_frame("auth", 1, &payload.0), 1)
+        .await
+        .unwrap();
+    assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true));
+}
