@@ -150,6 +150,25 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
             .kicked_sessions
             .fetch_add(kicked.len() as u64, Ordering::Relaxed);
     }
+    if project.removetoken_kicks {
+        // A `removetoken` that ran after the check above kicked the sessions it found, and
+        // this one was not registered yet. It moved the generation before kicking, so a
+        // second read, now that the session is registered, sees it.
+        let current = state.store_call(state.store.generation(pid, uid)).await;
+        if !matches!(current, Ok(g) if claims.check_generation(g).is_ok()) {
+            state.sessions.remove(&session, conn.id());
+            // The connection carries the session and cannot log in again: close it after
+            // the answer.
+            conn.close_after_answers();
+            return match current {
+                Ok(_) => refused(state, "revoked"),
+                Err(e) => {
+                    state.metrics.auth("store_error");
+                    Err(store_unavailable(&e))
+                }
+            };
+        }
+    }
     if conn.is_closed() {
         // It closed while we checked the token; `on_close` may have run before `add`.
         state.sessions.remove(&session, conn.id());
