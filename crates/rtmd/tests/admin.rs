@@ -2,12 +2,9 @@
 
 mod common;
 
-use async_trait::async_trait;
 use common::*;
-use rtmd::store::{DeviceRecord, MemoryStore, Store, StoreError, TokenKey};
-use std::sync::Arc;
+use rtmd::store::{Store, StoreError};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -117,69 +114,10 @@ fn sdk_fn(server: &TestServer, secret: &str) -> rtm_server_sdk::RtmServerClient 
     sdk(&server.api(), PID, secret)
 }
 
-/// A memory store whose `add_device` waits until the test lets it go: a call that stays in
-/// flight for as long as the test needs.
-struct HeldStore {
-    inner: MemoryStore,
-    entered: Notify,
-    release: Semaphore,
-}
-
-#[async_trait]
-impl Store for HeldStore {
-    async fn generation(&self, pid: i32, uid: i64) -> Result<u64, StoreError> {
-        self.inner.generation(pid, uid).await
-    }
-    async fn bump_generation(&self, pid: i32, uid: i64) -> Result<u64, StoreError> {
-        self.inner.bump_generation(pid, uid).await
-    }
-    async fn add_device(
-        &self,
-        pid: i32,
-        uid: i64,
-        apptype: &str,
-        device_token: &str,
-        now_ms: i64,
-        max_per_user: usize,
-    ) -> Result<(), StoreError> {
-        self.entered.notify_one();
-        let _permit = self.release.acquire().await.expect("semaphore open");
-        self.inner
-            .add_device(pid, uid, apptype, device_token, now_ms, max_per_user)
-            .await
-    }
-    async fn remove_device(&self, pid: i32, uid: i64, token: &str) -> Result<bool, StoreError> {
-        self.inner.remove_device(pid, uid, token).await
-    }
-    async fn devices(&self, pid: i32, uid: i64) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.inner.devices(pid, uid).await
-    }
-    async fn check_and_record_sign(
-        &self,
-        pid: i32,
-        sign: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.check_and_record_sign(pid, sign, ttl).await
-    }
-    async fn token_keys(&self) -> Result<Vec<TokenKey>, StoreError> {
-        self.inner.token_keys().await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
-    }
-}
-
 #[tokio::test]
 async fn graceful_shutdown_answers_calls_in_flight() {
-    let store = Arc::new(HeldStore {
-        inner: MemoryStore::new(),
-        entered: Notify::new(),
-        release: Semaphore::new(0),
-    });
+    let store = HeldStore::new();
+    store.hold("add_device");
     let mut server =
         TestServer::start_over(vec![project(PID, SECRET)], |_| {}, store.clone()).await;
     let sdk = server.sdk();

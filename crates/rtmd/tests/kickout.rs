@@ -262,3 +262,44 @@ async fn without_multi_login_concurrent_logins_leave_one_session() {
         assert_eq!(live, 1, "uid {uid}: {live} sessions with multi-login off");
     }
 }
+
+#[tokio::test]
+async fn removetoken_kicks_also_stops_a_login_in_progress() {
+    let mut strict = project(PID, SECRET);
+    strict.removetoken_kicks = true;
+    let store = HeldStore::new();
+    let server = TestServer::start_over(vec![strict], |_| {}, store.clone()).await;
+    let token = server.token(42).await;
+    let mut gate = GateClient::connect(&server.gate()).await;
+
+    // The login has checked the token's generation and not yet registered its session
+    // when removetoken revokes and kicks.
+    store.hold("generation");
+    let login = {
+        let client = gate.client.clone();
+        let params = Value::map()
+            .with("pid", PID)
+            .with("uid", 42)
+            .with("token", token.as_str());
+        tokio::spawn(async move { client.quest("auth", &params).await })
+    };
+    within("the login to read the generation", store.entered.notified()).await;
+    within("removetoken", server.sdk().remove_token(42))
+        .await
+        .unwrap();
+    store.release.add_permits(1);
+
+    match within("auth", login).await.unwrap() {
+        Ok(answer) if answer.get("ok").and_then(Value::as_bool) == Some(false) => {
+            // Refused, and the connection (which cannot log in again) closed.
+            gate.closed().await;
+        }
+        Ok(answer) => {
+            // Logged in: then it must be kicked at once.
+            assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true));
+            gate.kicked_and_closed().await;
+        }
+        Err(e) => panic!("auth failed: {e}"),
+    }
+    assert_eq!(server.sessions(), 0, "a revoked login stayed online");
+}

@@ -716,3 +716,116 @@ pub fn run_to_exit(args: &[&str]) -> std::process::Output {
         }
     }
 }
+
+/// A memory store that can hold one call of a chosen operation, after the operation and
+/// before its result is returned, until the test lets it go: a call that stays in flight,
+/// or a race window held open, for as long as the test needs.
+pub struct HeldStore {
+    /// The store underneath.
+    pub inner: MemoryStore,
+    hold: std::sync::Mutex<Vec<&'static str>>,
+    /// Notified when a held call has arrived.
+    pub entered: tokio::sync::Notify,
+    /// One permit lets one held call go on.
+    pub release: tokio::sync::Semaphore,
+}
+
+impl HeldStore {
+    /// A store that holds nothing yet.
+    pub fn new() -> Arc<HeldStore> {
+        Arc::new(HeldStore {
+            inner: MemoryStore::new(),
+            hold: std::sync::Mutex::new(Vec::new()),
+            entered: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// Holds the next call of `op` (a [`Store`] method name).
+    pub fn hold(&self, op: &'static str) {
+        self.hold.lock().unwrap().push(op);
+    }
+
+    async fn gate(&self, op: &'static str) {
+        let held = {
+            let mut hold = self.hold.lock().unwrap();
+            match hold.iter().position(|h| *h == op) {
+                Some(i) => {
+                    hold.remove(i);
+                    true
+                }
+                None => false,
+            }
+        };
+        if held {
+            self.entered.notify_one();
+            self.release
+                .acquire()
+                .await
+                .expect("semaphore open")
+                .forget();
+        }
+    }
+}
+
+type StoreResult<T> = Result<T, rtmd::store::StoreError>;
+
+// Each operation runs first and is held after: its result is already decided.
+#[async_trait::async_trait]
+impl Store for HeldStore {
+    async fn generation(&self, pid: i32, uid: i64) -> StoreResult<u64> {
+        let result = self.inner.generation(pid, uid).await;
+        self.gate("generation").await;
+        result
+    }
+    async fn bump_generation(&self, pid: i32, uid: i64) -> StoreResult<u64> {
+        let result = self.inner.bump_generation(pid, uid).await;
+        self.gate("bump_generation").await;
+        result
+    }
+    async fn add_device(
+        &self,
+        pid: i32,
+        uid: i64,
+        apptype: &str,
+        device_token: &str,
+        now_ms: i64,
+        max_per_user: usize,
+    ) -> StoreResult<()> {
+        let result = self
+            .inner
+            .add_device(pid, uid, apptype, device_token, now_ms, max_per_user)
+            .await;
+        self.gate("add_device").await;
+        result
+    }
+    async fn remove_device(&self, pid: i32, uid: i64, token: &str) -> StoreResult<bool> {
+        let result = self.inner.remove_device(pid, uid, token).await;
+        self.gate("remove_device").await;
+        result
+    }
+    async fn devices(&self, pid: i32, uid: i64) -> StoreResult<Vec<rtmd::store::DeviceRecord>> {
+        let result = self.inner.devices(pid, uid).await;
+        self.gate("devices").await;
+        result
+    }
+    async fn check_and_record_sign(
+        &self,
+        pid: i32,
+        sign: &str,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let result = self.inner.check_and_record_sign(pid, sign, ttl).await;
+        self.gate("check_and_record_sign").await;
+        result
+    }
+    async fn token_keys(&self) -> StoreResult<Vec<rtmd::store::TokenKey>> {
+        self.inner.token_keys().await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn close(&self) -> StoreResult<()> {
+        self.inner.close().await
+    }
+}
