@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use fpnn::client::ConnectionEvent;
 use rtm_server_sdk::RtmServerClient;
+use rtmd::store::Store;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -194,4 +195,78 @@ async fn an_idle_server_api_connection_is_closed_and_the_sdk_reconnects() {
     within("gettoken", sdk.get_token(55))
         .await
         .expect("the next call connects again");
+}
+
+#[tokio::test]
+async fn a_failed_store_answers_errors_and_logins_fail_closed() {
+    let store = HeldStore::new();
+    let server = TestServer::start_over(vec![project(PID, SECRET)], |_| {}, store.clone()).await;
+    let token = server.token(56).await;
+    let mut online = server.logged_in(57).await;
+    // The store stops serving (closed under the service's feet).
+    store.inner.close().await.unwrap();
+
+    let sdk = server.sdk();
+    for code in [
+        sdk_code(within("gettoken", sdk.get_token(56)).await),
+        sdk_code(within("adddevice", sdk.add_device(56, "fcm", "d")).await),
+        sdk_code(within("removetoken", sdk.remove_token(56)).await),
+    ] {
+        assert_eq!(code, 200999);
+    }
+    let gate = GateClient::connect(&server.gate()).await;
+    let e = answer_error(
+        within(
+            "auth",
+            gate.client.quest(
+                "auth",
+                &fpnn::Value::map()
+                    .with("pid", PID)
+                    .with("uid", 56)
+                    .with("token", token.as_str()),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 200999, "{e}");
+    assert!(e.ex.contains("store"), "{e}");
+    // Live sessions are not dropped for it.
+    online.assert_alive().await;
+
+    let (status, body) = http_get(server.admin(), "/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    let page = http_get(server.admin(), "/metrics").await.1;
+    assert_eq!(metric(&page, "rtmd_store_up"), 0.0);
+    assert!(metric(&page, "rtmd_store_errors_total") >= 4.0, "{page}");
+    assert_eq!(
+        metric(&page, "rtmd_auth_total{result=\"store_error\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn json_quests_are_answered_in_json() {
+    let server = TestServer::start().await;
+    let mut raw = RawConn::connect(&server.api()).await;
+    let quest = fpnn::Quest::new(
+        "gettoken",
+        Some(7),
+        fpnn::Format::Json,
+        &signed_now("gettoken", 58),
+    )
+    .unwrap();
+    raw.send(&fpnn::Frame::Quest(quest).encode().unwrap())
+        .await
+        .unwrap();
+    match raw.next_frame().await {
+        Ok(fpnn::Frame::Answer(answer)) => {
+            assert_eq!(answer.seq, 7);
+            assert_eq!(answer.format, fpnn::Format::Json);
+            let body = answer.into_result().unwrap().expect("a normal answer");
+            let token = body.get("token").and_then(fpnn::Value::as_text).unwrap();
+            let gate = GateClient::connect(&server.gate()).await;
+            gate.login(PID, 58, &token).await;
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -354,3 +354,13 @@ async fn auth_reads_integers_in_any_width() {
         .unwrap();
     assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true));
 }
+
+#[tokio::test]
+async fn bye_before_auth_also_answers_and_closes() {
+    let server = TestServer::start().await;
+    let mut raw = RawConn::connect(&server.gate()).await;
+    assert_eq!(raw.quest("bye", &Value::map()).await.unwrap(), Value::map());
+    let (frames, ending) = raw.until_closed().await;
+    assert!(frames.is_empty(), "{frames:?}");
+    assert_eq!(ending, Ending::Eof);
+}

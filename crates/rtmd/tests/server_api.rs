@@ -648,3 +648,38 @@ async fn gettoken_accepts_the_version_key() {
     let answer = within("gettoken", raw.quest("gettoken", &q)).await.unwrap();
     assert!(answer.get("token").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_client_makes_every_call() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    // From a plain thread: the blocking client refuses threads that have a tokio runtime
+    // handle (spawn_blocking's included).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let client = rtm_server_sdk::RtmServerClient::builder(PID, SECRET, api)
+            .quest_timeout(WAIT)
+            .auto_reconnect(false)
+            .build_blocking()
+            .unwrap();
+        let token = client.get_token(90).unwrap();
+        client
+            .add_device(90, app_type::APNS, "blocking-device")
+            .unwrap();
+        let devices = client.get_devices(90).unwrap();
+        client.remove_device(90, "blocking-device").unwrap();
+        client.kickout(90).unwrap();
+        client.kickout_endpoint(90, "127.0.0.1:9").unwrap();
+        let bad = client.add_device(90, "nope", "d").unwrap_err();
+        client.remove_token(90).unwrap();
+        let _ = tx.send((token, devices, bad));
+    });
+    let (token, devices, bad) = within("blocking calls", rx)
+        .await
+        .expect("the blocking calls succeed");
+    assert_eq!(token.len(), 80);
+    assert_eq!(devices.len(), 1);
+    assert_eq!(bad.code(), 200034);
+    let gate = GateClient::connect(&server.gate()).await;
+    gate.refused(PID, 90, &token).await;
+}
