@@ -10,10 +10,11 @@
 //! * The gate pushes the two-way `ping` to logged-in clients every
 //!   `limits.client_ping_interval` (the official clients treat a silent gate as lost) and
 //!   closes a client that misses two in a row.
-//! * A session's `ce` is the client's address as the gate sees it (`ip:port`).
+//! * A session's `ce` is the client's address as the gate sees it (`ip:port`; an IPv4
+//!   client of a dual-stack listener as plain IPv4).
 
 use crate::params::{want_int, want_str};
-use crate::sessions::{kick_connection, Session};
+use crate::sessions::{endpoint, kick_connection, Session};
 use crate::state::{store_unavailable, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{Error, ErrorAnswer, HandlerResult, Value};
@@ -127,7 +128,7 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
     let session = Session {
         pid,
         uid,
-        ce: conn.peer_addr().to_string(),
+        ce: endpoint(conn.peer_addr()),
     };
     if !conn.set_data(session.clone()) {
         // Two `auth` quests raced on one connection; the other one won.
