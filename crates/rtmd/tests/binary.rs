@@ -153,3 +153,24 @@ fn a_port_in_use_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_second_rtmd_on_the_same_data_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _running = Binary::start(&data);
+    let data_arg = data.to_str().unwrap();
+    let output = run_to_exit(&[
+        "--data-dir",
+        data_arg,
+        "--server-api",
+        "127.0.0.1:0",
+        "--gate",
+        "127.0.0.1:0",
+        "--admin",
+        "",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("another rtmd"), "{stderr}");
+}

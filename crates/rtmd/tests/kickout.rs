@@ -303,3 +303,45 @@ async fn removetoken_kicks_also_stops_a_login_in_progress() {
     }
     assert_eq!(server.sessions(), 0, "a revoked login stayed online");
 }
+
+#[tokio::test]
+async fn ce_is_the_plain_ipv4_endpoint_on_a_dual_stack_gate() {
+    let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
+        c.listen.gate = "[::]:0".into();
+    })
+    .await;
+    let port = server.rtmd().gate_addr().port();
+    let gate = format!("127.0.0.1:{port}");
+    let token = server.token(43).await;
+    let login = || async {
+        let mut raw = RawConn::connect(&gate).await;
+        let ok = raw
+            .quest(
+                "auth",
+                &Value::map()
+                    .with("pid", PID)
+                    .with("uid", 43)
+                    .with("token", token.as_str()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+        raw
+    };
+    let mut first = login().await;
+    let mut second = login().await;
+    let sdk = server.sdk();
+    // The client's own view of its address: 127.0.0.1:port.
+    let ce = first.local_addr().to_string();
+    assert!(ce.starts_with("127.0.0.1:"), "{ce}");
+    within("kickout", sdk.kickout_endpoint(43, &ce))
+        .await
+        .unwrap();
+    assert_raw_kicked(&mut first).await;
+    // The IPv4-mapped form names the same endpoint.
+    let mapped = format!("[::ffff:127.0.0.1]:{}", second.local_addr().port());
+    within("kickout", sdk.kickout_endpoint(43, &mapped))
+        .await
+        .unwrap();
+    assert_raw_kicked(&mut second).await;
+}
