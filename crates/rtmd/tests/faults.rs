@@ -8,6 +8,7 @@ use rtm_server_sdk::RtmServerClient;
 use rtmd::store::Store;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// What a misbehaving peer sends.
 fn bad_inputs() -> Vec<(&'static str, Vec<u8>)> {
@@ -49,20 +50,22 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// An SDK client that counts how often its connection closed.
-fn watched_sdk(server: &TestServer) -> (RtmServerClient, Arc<AtomicUsize>) {
+/// An SDK client that counts how often its connection closed, and notifies each close.
+fn watched_sdk(server: &TestServer) -> (RtmServerClient, Arc<AtomicUsize>, Arc<Notify>) {
     let closes = Arc::new(AtomicUsize::new(0));
-    let counter = closes.clone();
+    let closed = Arc::new(Notify::new());
+    let (counter, notify) = (closes.clone(), closed.clone());
     let client = RtmServerClient::builder(PID, SECRET, server.api())
         .quest_timeout(WAIT)
         .auto_reconnect(false)
         .on_event(move |e| {
             if matches!(e, ConnectionEvent::Closed { .. }) {
                 counter.fetch_add(1, Ordering::SeqCst);
+                notify.notify_one();
             }
         })
         .build();
-    (client, closes)
+    (client, closes, closed)
 }
 
 #[tokio::test]
@@ -72,7 +75,7 @@ async fn bad_bytes_on_the_server_api_close_only_that_connection() {
         c.limits.max_frame = 64 * 1024;
     })
     .await;
-    let (sdk, closes) = watched_sdk(&server);
+    let (sdk, closes, _) = watched_sdk(&server);
     within("gettoken", sdk.get_token(1)).await.unwrap();
 
     let mut inputs = bad_inputs();
@@ -180,18 +183,14 @@ async fn an_idle_server_api_connection_is_closed_and_the_sdk_reconnects() {
         c.limits.idle_timeout = std::time::Duration::from_millis(300);
     })
     .await;
-    let (sdk, closes) = watched_sdk(&server);
+    let (sdk, closes, closed) = watched_sdk(&server);
     within("gettoken", sdk.get_token(55)).await.unwrap();
     let mut raw = RawConn::connect(&server.api()).await;
     let (frames, ending) = raw.until_closed().await;
     assert!(frames.is_empty());
     assert_eq!(ending, Ending::Eof);
-    within("the SDK connection to close", async {
-        while closes.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    within("the SDK connection to close", closed.notified()).await;
+    assert_eq!(closes.load(Ordering::SeqCst), 1);
     within("gettoken", sdk.get_token(55))
         .await
         .expect("the next call connects again");
