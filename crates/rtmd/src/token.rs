@@ -9,12 +9,14 @@
 //!
 //! big-endian integers (times in Unix seconds), then the first 16 bytes of
 //! HMAC-SHA256(key, everything before), all in URL-safe base64 without padding: 80
-//! characters. The nonce makes every minted token a new one, even two minted for one user
-//! in the same second (DESIGN §3: a second `gettoken` returns a new token); it is a counter
-//! that starts at a random value, so it never repeats within a process and is unlikely to
-//! repeat across nodes. (Six bytes keep the token a whole number of base64 groups.) It is bound to `(pid, uid)`, cannot be forged without the key (128-bit MAC),
+//! characters. It is bound to `(pid, uid)`, cannot be forged without the key (128-bit MAC),
 //! expires, and is revoked when the user's *revocation generation* moves past the one it
 //! carries (`removetoken` bumps it). Several tokens of one user are valid at once.
+//!
+//! The nonce makes every minted token a new one, even two minted for one user in the same
+//! second (DESIGN §3: a second `gettoken` returns a new token). It is a counter that starts
+//! at a random value, so it does not repeat within a process and is unlikely to repeat
+//! across nodes; six bytes keep the token a whole number of base64 groups.
 
 use crate::store::TokenKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
