@@ -10,10 +10,11 @@
 //! * The gate pushes the two-way `ping` to logged-in clients every
 //!   `limits.client_ping_interval` (the official clients treat a silent gate as lost) and
 //!   closes a client that misses two in a row.
-//! * A session's `ce` is the client's address as the gate sees it (`ip:port`).
+//! * A session's `ce` is the client's address as the gate sees it (`ip:port`; an IPv4
+//!   client of a dual-stack listener as plain IPv4).
 
 use crate::params::{want_int, want_str};
-use crate::sessions::{kick_connection, Session};
+use crate::sessions::{endpoint, kick_connection, Session};
 use crate::state::{store_unavailable, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{Error, ErrorAnswer, HandlerResult, Value};
@@ -127,7 +128,7 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
     let session = Session {
         pid,
         uid,
-        ce: conn.peer_addr().to_string(),
+        ce: endpoint(conn.peer_addr()),
     };
     if !conn.set_data(session.clone()) {
         // Two `auth` quests raced on one connection; the other one won.
@@ -136,8 +137,12 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
             "already logged in on this connection",
         ));
     }
-    if !project.multi_login {
-        let kicked = state.sessions.take(pid, uid, None, Some(conn.id()));
+    if project.multi_login {
+        state.sessions.add(&session, &conn);
+    } else {
+        // Taking the older sessions and adding this one in one step: of two logins at
+        // once, one stays.
+        let kicked = state.sessions.replace(&session, &conn);
         for old in &kicked {
             kick_connection(old);
         }
@@ -146,7 +151,25 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
             .kicked_sessions
             .fetch_add(kicked.len() as u64, Ordering::Relaxed);
     }
-    state.sessions.add(&session, &conn);
+    if project.removetoken_kicks {
+        // A `removetoken` that ran after the check above kicked the sessions it found, and
+        // this one was not registered yet. It moved the generation before kicking, so a
+        // second read, now that the session is registered, sees it.
+        let current = state.store_call(state.store.generation(pid, uid)).await;
+        if !matches!(current, Ok(g) if claims.check_generation(g).is_ok()) {
+            state.sessions.remove(&session, conn.id());
+            // The connection carries the session and cannot log in again: close it after
+            // the answer.
+            conn.close_after_answers();
+            return match current {
+                Ok(_) => refused(state, "revoked"),
+                Err(e) => {
+                    state.metrics.auth("store_error");
+                    Err(store_unavailable(&e))
+                }
+            };
+        }
+    }
     if conn.is_closed() {
         // It closed while we checked the token; `on_close` may have run before `add`.
         state.sessions.remove(&session, conn.id());

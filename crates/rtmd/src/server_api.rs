@@ -6,6 +6,7 @@
 //! is recorded in the replay window (200006 when seen before), and only then does it act.
 
 use crate::params::{opt_str, want_str, want_uid};
+use crate::sessions::normalize_ce;
 use crate::signature;
 use crate::state::{store_unavailable, unix_ms, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
@@ -48,7 +49,7 @@ enum Call<'a> {
         token: &'a str,
     },
     Kickout {
-        ce: Option<&'a str>,
+        ce: Option<String>,
     },
     GetDevices,
 }
@@ -69,7 +70,9 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
         },
         // Absent, nil and "" all mean every login of the user.
         "kickout" => Call::Kickout {
-            ce: opt_str(params, "ce")?.filter(|ce| !ce.is_empty()),
+            ce: opt_str(params, "ce")?
+                .filter(|ce| !ce.is_empty())
+                .map(normalize_ce),
         },
         _ => Call::GetDevices,
     };
@@ -130,7 +133,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
             Ok(Value::map())
         }
         Call::Kickout { ce } => {
-            state.kickout(pid, uid, ce).await?;
+            state.kickout(pid, uid, ce.as_deref()).await?;
             Ok(Value::map())
         }
         Call::GetDevices => {

@@ -4,6 +4,7 @@ use fpnn::server::Connection;
 use fpnn::Value;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -16,6 +17,21 @@ pub struct Session {
     pub uid: i64,
     /// The client's endpoint as the gate sees it (`ip:port`), the `ce` of `kickout`.
     pub ce: String,
+}
+
+/// A client's endpoint as `kickout`'s `ce` names it: `ip:port`, with an IPv4 client of a
+/// dual-stack listener written as plain IPv4 (`1.2.3.4:5`, not `[::ffff:1.2.3.4]:5`).
+pub fn endpoint(addr: SocketAddr) -> String {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+}
+
+/// A `ce` given to `kickout`, in the form [`endpoint`] writes; text that is not an address
+/// is kept as it is (it matches no session).
+pub fn normalize_ce(ce: &str) -> String {
+    match ce.trim().parse::<SocketAddr>() {
+        Ok(addr) => endpoint(addr),
+        Err(_) => ce.to_owned(),
+    }
 }
 
 struct Entry {
@@ -85,6 +101,23 @@ impl Sessions {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Registers a logged-in connection as the user's only one (multi-login off): the
+    /// user's other connections leave the registry in the same step, and are returned for
+    /// the caller to kick. Of two logins at once, only the later one stays.
+    pub fn replace(&self, session: &Session, conn: &Connection) -> Vec<Connection> {
+        let mut shard = self.shard(session.pid, session.uid);
+        let entries = shard.entry((session.pid, session.uid)).or_default();
+        let taken: Vec<Connection> = entries.drain(..).map(|e| e.conn).collect();
+        entries.push(Entry {
+            conn: conn.clone(),
+            ce: session.ce.clone(),
+        });
+        drop(shard);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_sub(taken.len(), Ordering::Relaxed);
+        taken
+    }
+
     /// Forgets a connection; `false` if it was not registered (already kicked, say).
     pub fn remove(&self, session: &Session, conn_id: u64) -> bool {
         let mut shard = self.shard(session.pid, session.uid);
@@ -145,5 +178,21 @@ impl Sessions {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_written_one_way() {
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:4000".parse().unwrap();
+        assert_eq!(endpoint(mapped), "10.1.2.3:4000");
+        let v6: SocketAddr = "[2001:db8::1]:5".parse().unwrap();
+        assert_eq!(endpoint(v6), "[2001:db8::1]:5");
+        assert_eq!(normalize_ce("[::ffff:10.1.2.3]:4000"), "10.1.2.3:4000");
+        assert_eq!(normalize_ce(" 10.1.2.3:4000 "), "10.1.2.3:4000");
+        assert_eq!(normalize_ce("not an address"), "not an address");
     }
 }

@@ -3,23 +3,33 @@
 //! A token is self-contained and MAC'd, so minting one writes nothing:
 //!
 //! ```text
-//! version(1) = 1 | key id(1) | pid(4) | uid(8) | generation(8) | issued(8) | expires(8) | mac(16)
+//! version(1) = 2 | key id(1) | pid(4) | uid(8) | generation(8) | issued(8) | expires(8)
+//!     | nonce(6) | mac(16)
 //! ```
 //!
 //! big-endian integers (times in Unix seconds), then the first 16 bytes of
-//! HMAC-SHA256(key, everything before), all in URL-safe base64 without padding: 72
+//! HMAC-SHA256(key, everything before), all in URL-safe base64 without padding: 80
 //! characters. It is bound to `(pid, uid)`, cannot be forged without the key (128-bit MAC),
 //! expires, and is revoked when the user's *revocation generation* moves past the one it
 //! carries (`removetoken` bumps it). Several tokens of one user are valid at once.
+//!
+//! The nonce makes every minted token a new one, even two minted for one user in the same
+//! second (DESIGN §3: a second `gettoken` returns a new token). It is a counter that starts
+//! at a random value, so it does not repeat within a process and is unlikely to repeat
+//! across nodes; six bytes keep the token a whole number of base64 groups.
 
 use crate::store::TokenKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-const VERSION: u8 = 1;
-const BODY_LEN: usize = 1 + 1 + 4 + 8 + 8 + 8 + 8;
+const VERSION: u8 = 2;
+const NONCE_LEN: usize = 6;
+const BODY_LEN: usize = 1 + 1 + 4 + 8 + 8 + 8 + 8 + NONCE_LEN;
 const MAC_LEN: usize = 16;
 const TOKEN_LEN: usize = BODY_LEN + MAC_LEN;
 
@@ -84,13 +94,24 @@ impl TokenError {
 #[derive(Clone)]
 pub struct Tokens {
     keys: Vec<TokenKey>,
+    /// The next nonce (its low 48 bits are used); shared by clones.
+    nonce: Arc<AtomicU64>,
 }
 
 impl Tokens {
     /// A token service over `keys`; new tokens use the key with the highest id.
     pub fn new(mut keys: Vec<TokenKey>) -> Option<Tokens> {
         keys.sort_by_key(|k| k.id);
-        (!keys.is_empty()).then_some(Tokens { keys })
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_err() {
+            // The nonce only has to differ between tokens, not be secret: the clock will do.
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            seed = (nanos as u64).to_be_bytes();
+        }
+        let nonce = Arc::new(AtomicU64::new(u64::from_be_bytes(seed)));
+        (!keys.is_empty()).then_some(Tokens { keys, nonce })
     }
 
     fn mac(key: &TokenKey, body: &[u8]) -> [u8; MAC_LEN] {
@@ -115,6 +136,8 @@ impl Tokens {
         bytes.extend_from_slice(&generation.to_be_bytes());
         bytes.extend_from_slice(&now.to_be_bytes());
         bytes.extend_from_slice(&now.saturating_add(ttl_secs).to_be_bytes());
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        bytes.extend_from_slice(&nonce[8 - NONCE_LEN..]);
         let mac = Tokens::mac(key, &bytes);
         bytes.extend_from_slice(&mac);
         URL_SAFE_NO_PAD.encode(bytes)
@@ -123,7 +146,7 @@ impl Tokens {
     /// Checks a token's form, MAC, owner and expiry. The caller still has to compare
     /// [`Claims::generation`] with the user's current generation ([`Claims::check_generation`]).
     pub fn verify(&self, token: &str, pid: i32, uid: i64, now: u64) -> Result<Claims, TokenError> {
-        // A valid token is exactly 72 characters; refuse anything else before decoding.
+        // A valid token is exactly 80 characters; refuse anything else before decoding.
         if token.len() != (TOKEN_LEN * 4).div_ceil(3) {
             return Err(TokenError::Malformed);
         }
@@ -197,7 +220,7 @@ mod tests {
     fn a_token_verifies_for_its_owner_only() {
         let t = Tokens::new(vec![ring(1, 7)]).unwrap();
         let token = t.mint(11000001, 42, 3, 1000, 60);
-        assert_eq!(token.len(), 72);
+        assert_eq!(token.len(), 80);
         assert!(token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
@@ -240,13 +263,23 @@ mod tests {
         );
         assert_eq!(t.verify("", 1, 2, 1000), Err(TokenError::Malformed));
         assert_eq!(
-            t.verify(&"A".repeat(72), 1, 2, 1000),
+            t.verify(&"A".repeat(80), 1, 2, 1000),
             Err(TokenError::Malformed)
         );
         assert_eq!(
-            t.verify(&"é".repeat(36), 1, 2, 1000),
+            t.verify(&"é".repeat(40), 1, 2, 1000),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn tokens_minted_alike_differ() {
+        let t = Tokens::new(vec![ring(1, 7)]).unwrap();
+        let a = t.mint(1, 2, 0, 1000, 60);
+        let b = t.clone().mint(1, 2, 0, 1000, 60);
+        assert_ne!(a, b);
+        assert!(t.verify(&a, 1, 2, 1000).is_ok());
+        assert!(t.verify(&b, 1, 2, 1000).is_ok());
     }
 
     #[test]

@@ -179,6 +179,7 @@ impl ServerBuilder {
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
             drained: Notify::new(),
             stop_accept: Notify::new(),
         });
@@ -208,6 +209,10 @@ struct Shared {
     next_id: AtomicU64,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
+    /// Connections accepted and not finished: what `max_connections` limits. (The
+    /// `connections` map is filled by each connection's own task, too late to hold back a
+    /// burst of accepts.)
+    open: AtomicUsize,
     drained: Notify,
     stop_accept: Notify,
 }
@@ -329,7 +334,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                if shared.connections().len() >= shared.config.max_connections {
+                if shared.open.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections {
+                    shared.open.fetch_sub(1, Ordering::AcqRel);
                     tracing::warn!(%peer, max = shared.config.max_connections, "connection limit reached, closing new connection");
                     drop(stream);
                     continue;
@@ -385,6 +391,7 @@ async fn serve_connection(
     let reason = conn::run(stream, link, out, sink, options).await;
     tracing::debug!(%peer, id, reason = %reason, "connection closed");
     shared.connections().remove(&id);
+    shared.open.fetch_sub(1, Ordering::AcqRel);
     if let Some(hook) = &shared.on_close {
         hook(&conn, &reason);
     }

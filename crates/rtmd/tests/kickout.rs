@@ -1,0 +1,347 @@
+//! Kickout end to end: the server API's `kickout` (all logins, one `ce`, an offline user),
+//! multi-login off, and `removetoken_kicks`.
+
+mod common;
+
+use common::*;
+use fpnn::{Frame, Value};
+
+#[tokio::test]
+async fn kickout_closes_every_login_of_the_user() {
+    let server = TestServer::start().await;
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        logins.push(server.logged_in(30).await);
+    }
+    let mut bystander = server.logged_in(31).await;
+    assert_eq!(server.sessions(), 4);
+
+    within("kickout", server.sdk().kickout(30)).await.unwrap();
+    for login in &mut logins {
+        let push = login.kicked().await;
+        assert!(push.as_map().is_some(), "{push}");
+        login.closed().await;
+    }
+    bystander.assert_alive().await;
+    assert_eq!(server.sessions(), 1);
+
+    // The token still works: kickout is not removetoken.
+    let again = server.logged_in(30).await;
+    again.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_kickout_push_is_one_way_and_then_the_server_closes() {
+    let server = TestServer::start().await;
+    let token = server.token(32).await;
+    let mut raw = RawConn::connect(&server.gate()).await;
+    let ok = raw
+        .quest(
+            "auth",
+            &Value::map()
+                .with("pid", PID)
+                .with("uid", 32)
+                .with("token", token.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+    within("kickout", server.sdk().kickout(32)).await.unwrap();
+    let (frames, ending) = raw.until_closed().await;
+    assert_eq!(ending, Ending::Eof);
+    match frames.as_slice() {
+        [Frame::Quest(q)] => {
+            assert_eq!(q.method, "kickout");
+            assert_eq!(q.seq, None, "the kickout push is one-way");
+        }
+        other => panic!("expected exactly the kickout push, got {other:?}"),
+    }
+}
+
+/// A raw gate connection logged in as `uid`.
+async fn raw_login(server: &TestServer, uid: i64) -> RawConn {
+    let token = server.token(uid).await;
+    let mut raw = RawConn::connect(&server.gate()).await;
+    let ok = raw
+        .quest(
+            "auth",
+            &Value::map()
+                .with("pid", PID)
+                .with("uid", uid)
+                .with("token", token.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+    raw
+}
+
+/// Asserts that a raw connection is up and logged in, with nothing pushed.
+async fn assert_raw_alive(raw: &mut RawConn) {
+    assert_eq!(
+        raw.quest("ping", &Value::map()).await.unwrap(),
+        Value::map()
+    );
+    assert!(raw.pushed.is_empty(), "{:?}", raw.pushed);
+}
+
+async fn assert_raw_kicked(raw: &mut RawConn) {
+    let (frames, _) = raw.until_closed().await;
+    assert!(
+        matches!(frames.as_slice(), [Frame::Quest(q)] if q.method == "kickout"),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn kickout_with_ce_closes_only_that_login() {
+    let server = TestServer::start().await;
+    let mut first = raw_login(&server, 33).await;
+    let mut second = raw_login(&server, 33).await;
+    let mut third = raw_login(&server, 33).await;
+    let sdk = server.sdk();
+
+    // An endpoint no login has: nothing happens.
+    within("kickout", sdk.kickout_endpoint(33, "127.0.0.1:1"))
+        .await
+        .unwrap();
+    // The endpoint of another user's login does not touch it either.
+    let mut other_user = raw_login(&server, 34).await;
+    let ce = other_user.local_addr().to_string();
+    within("kickout", sdk.kickout_endpoint(33, &ce))
+        .await
+        .unwrap();
+    assert_raw_alive(&mut other_user).await;
+
+    // `ce` is the client's ip:port as the gate sees it.
+    let ce = second.local_addr().to_string();
+    within("kickout", sdk.kickout_endpoint(33, &ce))
+        .await
+        .unwrap();
+    assert_raw_kicked(&mut second).await;
+    assert_raw_alive(&mut first).await;
+    assert_raw_alive(&mut third).await;
+    assert_eq!(server.sessions(), 3);
+}
+
+#[tokio::test]
+async fn kickout_of_an_offline_user_answers_ok() {
+    let server = TestServer::start().await;
+    let sdk = server.sdk();
+    within("kickout", sdk.kickout(35)).await.unwrap();
+    within("kickout", sdk.kickout_endpoint(35, "10.0.0.1:4000"))
+        .await
+        .unwrap();
+    // A user who was online and left.
+    let gate = server.logged_in(35).await;
+    gate.client.close().await;
+    within("kickout", sdk.kickout(35)).await.unwrap();
+    let page = http_get(server.admin(), "/metrics").await.1;
+    assert_eq!(
+        metric(
+            &page,
+            "rtmd_server_calls_total{method=\"kickout\",result=\"ok\"}"
+        ),
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn ce_absent_nil_and_empty_all_mean_every_login() {
+    let server = TestServer::start().await;
+    let raw_api = server.raw_api();
+    for (label, ce) in [
+        ("absent", None),
+        ("nil", Some(Value::Nil)),
+        ("empty", Some(Value::from(""))),
+    ] {
+        let mut a = raw_login(&server, 36).await;
+        let mut b = raw_login(&server, 36).await;
+        let mut q = signed_now("kickout", 36);
+        if let Some(ce) = ce {
+            q.insert("ce", ce);
+        }
+        within("kickout", raw_api.quest("kickout", &q))
+            .await
+            .unwrap_or_else(|e| panic!("ce {label}: {e}"));
+        assert_raw_kicked(&mut a).await;
+        assert_raw_kicked(&mut b).await;
+    }
+}
+
+#[tokio::test]
+async fn without_multi_login_a_new_login_kicks_the_older_one() {
+    let mut single = project(PID, SECRET);
+    single.multi_login = false;
+    let server = TestServer::start_with(vec![single], |_| {}).await;
+    let mut first = server.logged_in(37).await;
+    let mut other_user = server.logged_in(38).await;
+    let mut second = server.logged_in(37).await;
+    first.kicked_and_closed().await;
+    second.assert_alive().await;
+    other_user.assert_alive().await;
+    assert_eq!(server.sessions(), 2);
+    // A failed login kicks nobody.
+    let third = GateClient::connect(&server.gate()).await;
+    third.refused(PID, 37, "forged").await;
+    second.assert_alive().await;
+
+    let page = http_get(server.admin(), "/metrics").await.1;
+    assert_eq!(metric(&page, "rtmd_kicked_sessions_total"), 1.0);
+}
+
+#[tokio::test]
+async fn removetoken_keeps_live_sessions_by_default() {
+    let server = TestServer::start().await;
+    let mut gate = server.logged_in(39).await;
+    within("removetoken", server.sdk().remove_token(39))
+        .await
+        .unwrap();
+    gate.assert_alive().await;
+}
+
+#[tokio::test]
+async fn removetoken_kicks_closes_live_sessions() {
+    let mut strict = project(PID, SECRET);
+    strict.removetoken_kicks = true;
+    let server = TestServer::start_with(vec![strict], |_| {}).await;
+    let mut a = server.logged_in(40).await;
+    let mut b = server.logged_in(40).await;
+    let mut other_user = server.logged_in(41).await;
+    let token = server.token(40).await;
+    within("removetoken", server.sdk().remove_token(40))
+        .await
+        .unwrap();
+    a.kicked_and_closed().await;
+    b.kicked_and_closed().await;
+    other_user.assert_alive().await;
+    // And the user cannot come back with a token minted before.
+    let gate = GateClient::connect(&server.gate()).await;
+    gate.refused(PID, 40, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_multi_login_concurrent_logins_leave_one_session() {
+    let mut single = project(PID, SECRET);
+    single.multi_login = false;
+    let server = TestServer::start_with(vec![single], |_| {}).await;
+    for uid in 100..140 {
+        let token = server.token(uid).await;
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(GateClient::connect(&server.gate()).await);
+        }
+        let logins: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                let client = c.client.clone();
+                let params = Value::map()
+                    .with("pid", PID)
+                    .with("uid", uid)
+                    .with("token", token.as_str());
+                tokio::spawn(async move { client.quest("auth", &params).await })
+            })
+            .collect();
+        for login in logins {
+            // A login kicked by a later one at once may lose its answer with the
+            // connection; it has had the kickout push.
+            match within("auth", login).await.unwrap() {
+                Ok(answer) => assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true)),
+                Err(fpnn::Error::ConnectionClosed(_)) => {}
+                Err(e) => panic!("auth failed: {e}"),
+            }
+        }
+        let live = server
+            .rtmd()
+            .state()
+            .sessions
+            .snapshot()
+            .into_iter()
+            .filter(|(_, u, _)| *u == uid)
+            .count();
+        assert_eq!(live, 1, "uid {uid}: {live} sessions with multi-login off");
+    }
+}
+
+#[tokio::test]
+async fn removetoken_kicks_also_stops_a_login_in_progress() {
+    let mut strict = project(PID, SECRET);
+    strict.removetoken_kicks = true;
+    let store = HeldStore::new();
+    let server = TestServer::start_over(vec![strict], |_| {}, store.clone()).await;
+    let token = server.token(42).await;
+    let mut gate = GateClient::connect(&server.gate()).await;
+
+    // The login has checked the token's generation and not yet registered its session
+    // when removetoken revokes and kicks.
+    store.hold("generation");
+    let login = {
+        let client = gate.client.clone();
+        let params = Value::map()
+            .with("pid", PID)
+            .with("uid", 42)
+            .with("token", token.as_str());
+        tokio::spawn(async move { client.quest("auth", &params).await })
+    };
+    within("the login to read the generation", store.entered.notified()).await;
+    within("removetoken", server.sdk().remove_token(42))
+        .await
+        .unwrap();
+    store.release.add_permits(1);
+
+    match within("auth", login).await.unwrap() {
+        Ok(answer) if answer.get("ok").and_then(Value::as_bool) == Some(false) => {
+            // Refused, and the connection (which cannot log in again) closed.
+            gate.closed().await;
+        }
+        Ok(answer) => {
+            // Logged in: then it must be kicked at once.
+            assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true));
+            gate.kicked_and_closed().await;
+        }
+        Err(e) => panic!("auth failed: {e}"),
+    }
+    assert_eq!(server.sessions(), 0, "a revoked login stayed online");
+}
+
+#[tokio::test]
+async fn ce_is_the_plain_ipv4_endpoint_on_a_dual_stack_gate() {
+    let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
+        c.listen.gate = "[::]:0".into();
+    })
+    .await;
+    let port = server.rtmd().gate_addr().port();
+    let gate = format!("127.0.0.1:{port}");
+    let token = server.token(43).await;
+    let login = || async {
+        let mut raw = RawConn::connect(&gate).await;
+        let ok = raw
+            .quest(
+                "auth",
+                &Value::map()
+                    .with("pid", PID)
+                    .with("uid", 43)
+                    .with("token", token.as_str()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+        raw
+    };
+    let mut first = login().await;
+    let mut second = login().await;
+    let sdk = server.sdk();
+    // The client's own view of its address: 127.0.0.1:port.
+    let ce = first.local_addr().to_string();
+    assert!(ce.starts_with("127.0.0.1:"), "{ce}");
+    within("kickout", sdk.kickout_endpoint(43, &ce))
+        .await
+        .unwrap();
+    assert_raw_kicked(&mut first).await;
+    // The IPv4-mapped form names the same endpoint.
+    let mapped = format!("[::ffff:127.0.0.1]:{}", second.local_addr().port());
+    within("kickout", sdk.kickout_endpoint(43, &mapped))
+        .await
+        .unwrap();
+    assert_raw_kicked(&mut second).await;
+}
