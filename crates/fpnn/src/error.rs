@@ -176,7 +176,8 @@ impl std::error::Error for ErrorAnswer {}
 ///
 /// Every variant has an FPNN code ([`Error::code`]), so that callers that follow the official
 /// SDKs can switch on numbers, while Rust callers can match on the kind: an error the peer
-/// answered ([`Error::Answer`]) is distinct from a local timeout or a lost connection.
+/// answered ([`Error::Answer`], e.g. 20014 from a server that is stopping) is distinct from
+/// a local timeout or a lost connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The peer answered with an error.
@@ -195,9 +196,6 @@ pub enum Error {
     /// The quest could not be encoded, or the answer could not be decoded (20005 / 20006).
     #[error("{0}")]
     Codec(String, i32),
-    /// The server is stopping (20014).
-    #[error("server is stopping")]
-    ServerStopping,
 }
 
 impl Error {
@@ -209,7 +207,6 @@ impl Error {
             Error::ConnectionClosed(_) => code::CORE_CONNECTION_CLOSED,
             Error::InvalidConnection(_) => code::CORE_INVALID_CONNECTION,
             Error::Codec(_, code) => *code,
-            Error::ServerStopping => code::CORE_SERVER_STOPPING,
         }
     }
 

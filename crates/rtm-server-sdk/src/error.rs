@@ -86,10 +86,6 @@ impl From<fpnn::Error> for Error {
             fpnn::Error::ConnectionClosed(m) => Error::ConnectionClosed(m),
             fpnn::Error::InvalidConnection(m) => Error::Connection(m),
             fpnn::Error::Codec(message, code) => Error::Protocol { code, message },
-            fpnn::Error::ServerStopping => Error::Server {
-                code: code::CORE_SERVER_STOPPING,
-                message: "server is stopping".into(),
-            },
         }
     }
 }

@@ -356,6 +356,15 @@ impl Config {
                 return Err(invalid(field, "must be longer than zero"));
             }
         }
+        if limits.client_ping_interval >= limits.idle_timeout {
+            return Err(invalid(
+                "limits.client_ping_interval",
+                format!(
+                    "{:?} must be shorter than limits.idle_timeout ({:?}), or idle logged-in clients are closed",
+                    limits.client_ping_interval, limits.idle_timeout
+                ),
+            ));
+        }
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}']) {
             return Err(invalid(
                 "redis.key_prefix",

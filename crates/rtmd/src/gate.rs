@@ -104,11 +104,15 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
     let uid = want_int(params, "uid")?;
     let token = want_str(params, "token")?;
     // `version`, `attrs` and `lang` are accepted and not used.
-    let (Ok(pid), Ok(uid)) = (i32::try_from(pid), i64::try_from(uid)) else {
+    let Some((pid, project)) = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| Some((pid, state.projects.get(&pid)?)))
+    else {
         return refused(state, "unknown_project");
     };
-    let Some(project) = state.projects.get(&pid) else {
-        return refused(state, "unknown_project");
+    // No token can name a uid outside int64.
+    let Ok(uid) = i64::try_from(uid) else {
+        return refused(state, "wrong_user");
     };
     let now = unix_secs().max(0) as u64;
     let claims = match state.tokens.verify(token, pid, uid, now) {

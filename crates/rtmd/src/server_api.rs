@@ -34,7 +34,17 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
             }
         });
     }
-    builder
+    // Unknown methods are answered 20004 as the framework would, and counted.
+    builder.fallback(move |_conn, method, _params| {
+        state
+            .metrics
+            .call_failed(method, fpnn::code::CORE_UNKNOWN_METHOD);
+        let error = ErrorAnswer::new(
+            fpnn::code::CORE_UNKNOWN_METHOD,
+            format!("unknown method: {method}"),
+        );
+        async move { Err(error) }
+    })
 }
 
 /// What a method does once the envelope checked out, with its parameters read.
