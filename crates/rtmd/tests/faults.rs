@@ -181,6 +181,7 @@ async fn connections_over_the_limit_are_closed_and_the_others_kept() {
 async fn an_idle_server_api_connection_is_closed_and_the_sdk_reconnects() {
     let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
         c.limits.idle_timeout = std::time::Duration::from_millis(300);
+        c.limits.client_ping_interval = std::time::Duration::from_millis(100);
     })
     .await;
     let (sdk, closes, closed) = watched_sdk(&server);
