@@ -13,7 +13,7 @@
 //! * A session's `ce` is the client's address as the gate sees it (`ip:port`).
 
 use crate::params::{want_int, want_str};
-use crate::sessions::{kick_connection, Session};
+use crate::sessions::Session;
 use crate::state::{store_unavailable, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{Error, ErrorAnswer, HandlerResult, Value};
@@ -49,7 +49,7 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
                 .gate_connections
                 .fetch_sub(1, Ordering::Relaxed);
             if let Some(session) = conn.data::<Session>() {
-                on_close.sessions.remove(session, conn.id());
+                on_close.session_closed(session, conn.id());
             }
         })
         .route("auth", move |conn, params| {
@@ -129,27 +129,31 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
         uid,
         ce: conn.peer_addr().to_string(),
     };
+    // Cluster mode: kickouts from any node must find the session before it is confirmed.
+    if let Err(e) = state.register_session(&session, conn.id()).await {
+        state.metrics.auth("store_error");
+        return Err(store_unavailable(&e));
+    }
     if !conn.set_data(session.clone()) {
         // Two `auth` quests raced on one connection; the other one won.
+        state.session_closed(&session, conn.id());
         return Err(ErrorAnswer::new(
             code::DUPLICATED_AUTH,
             "already logged in on this connection",
         ));
     }
     if !project.multi_login {
-        let kicked = state.sessions.take(pid, uid, None, Some(conn.id()));
-        for old in &kicked {
-            kick_connection(old);
+        if let Err(e) = state.kick_other_logins(&session, conn.id()).await {
+            // The other logins could not all be reached: this one does not stand either.
+            state.metrics.auth("store_error");
+            conn.close_after_answers();
+            return Err(e);
         }
-        state
-            .metrics
-            .kicked_sessions
-            .fetch_add(kicked.len() as u64, Ordering::Relaxed);
     }
     state.sessions.add(&session, &conn);
     if conn.is_closed() {
         // It closed while we checked the token; `on_close` may have run before `add`.
-        state.sessions.remove(&session, conn.id());
+        state.session_closed(&session, conn.id());
     } else {
         tokio::spawn(ping_loop(conn, state.config.limits.client_ping_interval));
     }

@@ -353,8 +353,14 @@ fn normalized_sign(sign: &str) -> Result<String> {
 fn parse_device(token: String, value: &str) -> Result<((i64, u64), DeviceRecord)> {
     let corrupt = || StoreError::Corrupt(format!("device record '{value}'"));
     let mut parts = value.splitn(3, ':');
-    let time_ms: i64 = parts.next().and_then(|t| t.parse().ok()).ok_or_else(corrupt)?;
-    let seq: u64 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(corrupt)?;
+    let time_ms: i64 = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(corrupt)?;
+    let seq: u64 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(corrupt)?;
     let apptype = parts.next().ok_or_else(corrupt)?;
     Ok((
         (time_ms, seq),
@@ -385,8 +391,9 @@ impl Store for RedisStore {
             .run(|mut c| async move { c.incr::<_, _, i64>(key, 1).await })
             .await;
         match bumped {
-            Ok(value) => u64::try_from(value)
-                .map_err(|_| StoreError::Corrupt(format!("generation {value}"))),
+            Ok(value) => {
+                u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("generation {value}")))
+            }
             // INCR refuses to pass i64::MAX.
             Err(StoreError::Backend { source, .. }) if source.to_string().contains("overflow") => {
                 Err(StoreError::GenerationOverflow { pid, uid })
@@ -464,8 +471,9 @@ impl Store for RedisStore {
 
     async fn devices(&self, pid: i32, uid: i64) -> Result<Vec<DeviceRecord>> {
         let key = self.keys.user_devices(pid, uid);
-        let all: Vec<(String, String)> =
-            self.run(|mut c| async move { c.hgetall(key).await }).await?;
+        let all: Vec<(String, String)> = self
+            .run(|mut c| async move { c.hgetall(key).await })
+            .await?;
         let mut listed = all
             .into_iter()
             .map(|(token, value)| parse_device(token, &value))
