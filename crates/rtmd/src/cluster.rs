@@ -598,25 +598,35 @@ impl Inner {
         .await;
         let subscribed = match numsub {
             Ok((_, n)) if n > 0 => true,
-            Ok(_) => {
-                let mut subscriber = self.subscriber.clone();
-                match bounded_redis(&self.url, self.timeout, subscriber.subscribe(&self.channel))
-                    .await
-                {
-                    Ok(()) => {
-                        tracing::info!(channel = %self.channel, "subscribed again to this node's kick channel");
-                        true
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot subscribe to this node's kick channel");
-                        false
-                    }
-                }
-            }
+            Ok(_) => self.subscribe_again().await,
             // Redis is unreachable: the refresh already said so.
             Err(_) => false,
         };
         self.stats.subscribed.store(subscribed, Ordering::Relaxed);
+    }
+
+    /// Subscribes to this node's channel again. The first attempt may fail only because it
+    /// is what makes the subscriber reconnect (which also restores the subscription), so
+    /// there is a second one.
+    async fn subscribe_again(&self) -> bool {
+        let mut subscriber = self.subscriber.clone();
+        let mut last_error = None;
+        for _ in 0..2 {
+            match bounded_redis(&self.url, self.timeout, subscriber.subscribe(&self.channel)).await
+            {
+                Ok(()) => {
+                    tracing::info!(channel = %self.channel, "subscribed again to this node's kick channel");
+                    return true;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if self.stats.subscribed.load(Ordering::Relaxed) {
+            if let Some(e) = last_error {
+                tracing::warn!(error = %e, "cannot subscribe to this node's kick channel; retrying at the next refresh");
+            }
+        }
+        false
     }
 }
 

@@ -159,6 +159,18 @@ impl PrivateRedis {
         None
     }
 
+    /// Sends a signal to the server (`STOP` freezes it: connections stay open, nothing
+    /// answers; `CONT` thaws it).
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -624,6 +636,37 @@ async fn a_killed_node_leaves_the_registry_within_the_session_ttl() {
 }
 
 #[tokio::test]
+async fn a_stopped_node_takes_its_sessions_out_of_the_registry() {
+    if !shared_redis_or_skip().await {
+        return;
+    }
+    let prefix = unique_prefix("sigterm");
+    let o = Options {
+        session_ttl: "30s",
+        ..Options::default()
+    };
+    let a = Node::start(SHARED_REDIS, &prefix, &o);
+    let token = a.sdk().get_token(4005).await.unwrap();
+    let mut user = User::logged_in(&a.gate, 4005, &token).await;
+    assert_eq!(live_sessions(SHARED_REDIS, &prefix, 4005).await.len(), 1);
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(a.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(user.closed_within(Duration::from_secs(15)).await);
+    // Long before the 30 s TTL.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            live_sessions(SHARED_REDIS, &prefix, 4005).await.is_empty()
+        })
+        .await
+    );
+    delete_prefix(SHARED_REDIS, &prefix).await;
+}
+
+#[tokio::test]
 async fn a_redis_outage_gives_bounded_errors_and_the_nodes_recover() {
     if !shared_redis_or_skip().await {
         return;
@@ -648,11 +691,47 @@ async fn a_redis_outage_gives_bounded_errors_and_the_nodes_recover() {
     let uid = 5005;
     let token = a.sdk().get_token(uid).await.unwrap();
     let mut before = User::logged_in(&b.gate, uid, &token).await;
+    let bound = Duration::from_secs(3);
 
+    // A frozen Redis: connections open, no answers. Calls time out within the bound.
+    redis.signal("STOP");
+    let started = Instant::now();
+    let e = a.sdk().get_token(uid).await.unwrap_err();
+    assert!(
+        started.elapsed() < bound,
+        "gettoken took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.code(), UNKNOWN_ERROR, "{e}");
+    assert!(e.message().contains("did not answer"), "{e}");
+    let started = Instant::now();
+    let (answer, _refused) = User::login(&b.gate, uid, &token).await;
+    assert!(
+        started.elapsed() < bound,
+        "auth took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !matches!(answer, Ok(true)),
+        "a login was accepted without Redis"
+    );
+    redis.signal("CONT");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            a.sdk()
+                .with_timeout(Duration::from_secs(2))
+                .get_token(uid)
+                .await
+                .is_ok()
+        })
+        .await,
+        "gettoken does not work again after Redis thawed"
+    );
+
+    // A dead Redis: connections refused.
     redis.stop();
 
     // Calls that need Redis answer an error, quickly, saying why.
-    let bound = Duration::from_secs(3);
     let started = Instant::now();
     let e = a.sdk().get_token(uid).await.unwrap_err();
     assert!(
@@ -837,6 +916,14 @@ async fn kickout_latency() {
             samples[samples.len() - 1].as_secs_f64() * 1e3,
         );
     };
+    let by_message = b
+        .metric("rtmd_cluster_kicks_received_total{path=\"message\"}")
+        .await;
+    assert_eq!(
+        by_message,
+        Some(kicks as f64),
+        "every kick went over pub/sub"
+    );
     report(
         "kickout call to client closed (node A -> node B)",
         &mut closed,

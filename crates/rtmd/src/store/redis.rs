@@ -288,12 +288,14 @@ pub(crate) async fn bounded<T>(
     timeout: Duration,
     op: impl Future<Output = std::result::Result<T, RedisError>>,
 ) -> Result<T> {
+    let late =
+        || StoreError::Unavailable(format!("Redis at {url} did not answer within {timeout:?}"));
     match tokio::time::timeout(timeout, op).await {
         Ok(Ok(value)) => Ok(value),
+        // The connection's own response timeout, the same bound.
+        Ok(Err(e)) if e.is_timeout() => Err(late()),
         Ok(Err(e)) => Err(redis_error(url, e)),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "Redis at {url} did not answer within {timeout:?}"
-        ))),
+        Err(_) => Err(late()),
     }
 }
 
