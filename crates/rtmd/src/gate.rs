@@ -3,7 +3,9 @@
 //!
 //! * `auth` must come first; the answer is `{ok: true}` or `{ok: false}` (a bad, expired or
 //!   revoked token is not an error answer). A second `auth` answers 200023. When the store
-//!   cannot be read the login fails closed with 200999 (clients retry), never unchecked.
+//!   cannot be read the login fails closed with 200999 (clients retry), never unchecked. In
+//!   cluster mode the session is also recorded in the registry before the answer (and fails
+//!   closed the same way), so that a kickout on any node finds it.
 //! * Any other quest before `auth` answers 200022; a connection that has not logged in
 //!   within `limits.auth_timeout` is closed.
 //! * `bye` answers `{}` and closes the connection; `ping` answers `{}`.

@@ -20,7 +20,7 @@
 mod embedded;
 mod error;
 mod memory;
-mod redis;
+pub mod redis;
 mod replay;
 #[cfg(test)]
 mod tests;
