@@ -87,7 +87,10 @@ async fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
     let path = path.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => {
-            let body = state.metrics.render(state.sessions.len());
+            let mut body = state.metrics.render(state.sessions.len());
+            if let Some(cluster) = &state.cluster {
+                cluster.render_metrics(&mut body);
+            }
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
         ("GET", "/healthz") => {

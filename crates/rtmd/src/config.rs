@@ -16,6 +16,11 @@
 //! auth_timeout = "5s"
 //! client_ping_interval = "20s"
 //!
+//! [redis]                            # only with store = "redis://..." (cluster mode)
+//! key_prefix = "rtm"                 # every key and channel starts with it
+//! session_ttl = "15s"                # a dead node's sessions leave the registry by then
+//! command_timeout = "2s"             # every Redis command fails after this
+//!
 //! [[projects]]
 //! pid = 11000001
 //! secrets = ["current-secret", "previous-secret"]   # several during a rotation
@@ -365,6 +370,17 @@ impl Config {
                 ),
             ));
         }
+        // A refresh every session_ttl / 3 that may take a command_timeout must land before
+        // the entries it refreshes expire.
+        if self.redis.session_ttl.as_secs_f64() < 1.5 * self.redis.command_timeout.as_secs_f64() {
+            return Err(invalid(
+                "redis.session_ttl",
+                format!(
+                    "{:?} is too short for redis.command_timeout {:?}: it must be at least 1.5 times as long",
+                    self.redis.session_ttl, self.redis.command_timeout
+                ),
+            ));
+        }
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}']) {
             return Err(invalid(
                 "redis.key_prefix",
@@ -566,6 +582,10 @@ mod tests {
         assert!(e.contains("listen.gate"), "{e}");
         let e = refused("");
         assert!(e.contains("projects"), "{e}");
+        let e = refused(
+            "[redis]\nsession_ttl = \"2s\"\ncommand_timeout = \"2s\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n",
+        );
+        assert!(e.contains("redis.session_ttl"), "{e}");
     }
 
     #[test]

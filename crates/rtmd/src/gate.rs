@@ -3,7 +3,9 @@
 //!
 //! * `auth` must come first; the answer is `{ok: true}` or `{ok: false}` (a bad, expired or
 //!   revoked token is not an error answer). A second `auth` answers 200023. When the store
-//!   cannot be read the login fails closed with 200999 (clients retry), never unchecked.
+//!   cannot be read the login fails closed with 200999 (clients retry), never unchecked. In
+//!   cluster mode the session is also recorded in the registry before the answer (and fails
+//!   closed the same way), so that a kickout on any node finds it.
 //! * Any other quest before `auth` answers 200022; a connection that has not logged in
 //!   within `limits.auth_timeout` is closed.
 //! * `bye` answers `{}` and closes the connection; `ping` answers `{}`.
@@ -50,7 +52,7 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
                 .gate_connections
                 .fetch_sub(1, Ordering::Relaxed);
             if let Some(session) = conn.data::<Session>() {
-                on_close.sessions.remove(session, conn.id());
+                on_close.session_closed(session, conn.id());
             }
         })
         .route("auth", move |conn, params| {
@@ -134,8 +136,14 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
         uid,
         ce: endpoint(conn.peer_addr()),
     };
+    // Cluster mode: kickouts from any node must find the session before it is confirmed.
+    if let Err(e) = state.register_session(&session, conn.id()).await {
+        state.metrics.auth("store_error");
+        return Err(store_unavailable(&e));
+    }
     if !conn.set_data(session.clone()) {
         // Two `auth` quests raced on one connection; the other one won.
+        state.session_closed(&session, conn.id());
         return Err(ErrorAnswer::new(
             code::DUPLICATED_AUTH,
             "already logged in on this connection",
@@ -144,8 +152,8 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
     if project.multi_login {
         state.sessions.add(&session, &conn);
     } else {
-        // Taking the older sessions and adding this one in one step: of two logins at
-        // once, one stays.
+        // Taking the older sessions on this node and adding this one in one step: of two
+        // logins at once, one stays.
         let kicked = state.sessions.replace(&session, &conn);
         for old in &kicked {
             kick_connection(old);
@@ -154,6 +162,14 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
             .metrics
             .kicked_sessions
             .fetch_add(kicked.len() as u64, Ordering::Relaxed);
+        // Then the user's logins on other nodes (cluster mode).
+        if let Err(e) = state.kick_other_logins_elsewhere(&session, conn.id()).await {
+            // The other logins could not all be reached: this one does not stand either.
+            state.metrics.auth("store_error");
+            state.session_closed(&session, conn.id());
+            conn.close_after_answers();
+            return Err(e);
+        }
     }
     if project.removetoken_kicks {
         // A `removetoken` that ran after the check above kicked the sessions it found, and
@@ -176,7 +192,7 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
     }
     if conn.is_closed() {
         // It closed while we checked the token; `on_close` may have run before `add`.
-        state.sessions.remove(&session, conn.id());
+        state.session_closed(&session, conn.id());
     } else {
         tokio::spawn(ping_loop(conn, state.config.limits.client_ping_interval));
     }

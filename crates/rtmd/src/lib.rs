@@ -4,7 +4,9 @@
 //! `removedevice`, `kickout`, and the extension `getdevices`), runs the client gate
 //! ([`gate`]: `auth`, `bye`, server-pushed `kickout`) and keeps its state in a
 //! [`store::Store`]: an embedded database by default ([`store::EmbeddedStore`]), Redis when
-//! several nodes share the work, and memory in tests ([`store::MemoryStore`]).
+//! several nodes share the work ([`store::RedisStore`], with the session registry and
+//! kickout fan-out of [`cluster`]; see `docs/cluster.md`), and memory in tests
+//! ([`store::MemoryStore`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod gate;
 pub mod metrics;

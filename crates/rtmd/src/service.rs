@@ -1,11 +1,12 @@
 //! Starting and stopping the whole service.
 
 use crate::admin::Admin;
+use crate::cluster::Cluster;
 use crate::config::{Config, StoreKind};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::state::State;
-use crate::store::{EmbeddedStore, Store, StoreError};
+use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::Tokens;
 use crate::{gate, server_api};
 use fpnn::server::{Server, ServerConfig};
@@ -63,24 +64,47 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                 .map_err(|e| StoreError::Unavailable(format!("store open task failed: {e}")))??;
             Ok(Arc::new(store))
         }
-        StoreKind::Redis(url) => Err(StartError::Store(StoreError::Unavailable(format!(
-            "the Redis store ({}) is not available in this build",
-            crate::config::redact_url(&url)
-        )))),
+        StoreKind::Redis(url) => Ok(Arc::new(RedisStore::connect(&url, &config.redis).await?)),
     }
 }
 
 impl Rtmd {
     /// Opens the store and starts the server API, the gate and the admin port.
+    ///
+    /// With a Redis store the node joins the cluster of the nodes sharing that Redis
+    /// ([`crate::cluster`]).
     pub async fn start(config: Config) -> Result<Rtmd, StartError> {
-        let store = open_store(&config).await?;
-        Rtmd::start_with_store(config, store).await
+        match config.store_kind() {
+            StoreKind::Embedded => {
+                let store = open_store(&config).await?;
+                Rtmd::start_with_store(config, store).await
+            }
+            StoreKind::Redis(url) => {
+                let store = Arc::new(RedisStore::connect(&url, &config.redis).await?);
+                let cluster = Cluster::connect(&url, store.clone(), &config.redis).await?;
+                tracing::info!(
+                    node = cluster.node_id(),
+                    redis = store.url(),
+                    "joined the cluster"
+                );
+                Rtmd::start_inner(config, store, Some(cluster)).await
+            }
+        }
     }
 
-    /// Starts the service over a store opened by the caller (tests use a memory store).
+    /// Starts the service over a store opened by the caller (tests use a memory store), on
+    /// a single node.
     pub async fn start_with_store(
         config: Config,
         store: Arc<dyn Store>,
+    ) -> Result<Rtmd, StartError> {
+        Rtmd::start_inner(config, store, None).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        store: Arc<dyn Store>,
+        cluster: Option<Cluster>,
     ) -> Result<Rtmd, StartError> {
         let keys = store.token_keys().await?;
         let tokens = Tokens::new(keys)
@@ -92,8 +116,12 @@ impl Rtmd {
             tokens,
             sessions: Sessions::new(),
             metrics: Metrics::new(),
+            cluster,
             config,
         });
+        if let Some(cluster) = &state.cluster {
+            cluster.start(Arc::downgrade(&state));
+        }
         let limits = &state.config.limits;
         let server_config = ServerConfig {
             max_connections: limits.max_connections,
@@ -183,6 +211,9 @@ impl Rtmd {
         self.health.abort();
         if let Some(admin) = self.admin {
             admin.stop().await;
+        }
+        if let Some(cluster) = &self.state.cluster {
+            cluster.leave(&self.state).await;
         }
         tokio::join!(self.server_api.shutdown(), self.gate.shutdown());
         if let Err(e) = self.state.store.close().await {

@@ -138,13 +138,30 @@ impl Sessions {
     /// The connections of a user (only the one at endpoint `ce`, when given), except
     /// `keep`, removed from the registry: the caller kicks them.
     pub fn take(&self, pid: i32, uid: i64, ce: Option<&str>, keep: Option<u64>) -> Vec<Connection> {
+        self.take_where(pid, uid, |conn_id, entry_ce| {
+            ce.is_none_or(|ce| entry_ce == ce) && Some(conn_id) != keep
+        })
+    }
+
+    /// The connections of a user whose ids are in `ids`, removed from the registry: the
+    /// caller kicks them (a kickout another node resolved to these connections).
+    pub fn take_ids(&self, pid: i32, uid: i64, ids: &[u64]) -> Vec<Connection> {
+        self.take_where(pid, uid, |conn_id, _| ids.contains(&conn_id))
+    }
+
+    fn take_where(
+        &self,
+        pid: i32,
+        uid: i64,
+        selected: impl Fn(u64, &str) -> bool,
+    ) -> Vec<Connection> {
         let mut shard = self.shard(pid, uid);
         let Some(entries) = shard.get_mut(&(pid, uid)) else {
             return Vec::new();
         };
         let mut taken = Vec::new();
         entries.retain(|e| {
-            let selected = ce.is_none_or(|ce| e.ce == ce) && Some(e.conn.id()) != keep;
+            let selected = selected(e.conn.id(), &e.ce);
             if selected {
                 taken.push(e.conn.clone());
             }
@@ -168,13 +185,17 @@ impl Sessions {
         taken.len()
     }
 
-    /// Every session's `(pid, uid, ce)`, for a cluster registry refresh.
-    pub fn snapshot(&self) -> Vec<(i32, i64, String)> {
+    /// Every session's `(pid, uid, connection id, ce)`, for a cluster registry refresh.
+    pub fn snapshot(&self) -> Vec<(i32, i64, u64, String)> {
         let mut out = Vec::with_capacity(self.len());
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for ((pid, uid), entries) in shard.iter() {
-                out.extend(entries.iter().map(|e| (*pid, *uid, e.ce.clone())));
+                out.extend(
+                    entries
+                        .iter()
+                        .map(|e| (*pid, *uid, e.conn.id(), e.ce.clone())),
+                );
             }
         }
         out

@@ -1,8 +1,9 @@
 //! The state shared by the server API, the gate and the admin port.
 
+use crate::cluster::Cluster;
 use crate::config::{Config, Project};
 use crate::metrics::Metrics;
-use crate::sessions::Sessions;
+use crate::sessions::{Session, Sessions};
 use crate::store::{Store, StoreError};
 use crate::token::Tokens;
 use fpnn::ErrorAnswer;
@@ -25,6 +26,9 @@ pub struct State {
     pub sessions: Sessions,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// The session registry and kickout fan-out of cluster mode (Redis store); `None` on a
+    /// single node.
+    pub cluster: Option<Cluster>,
 }
 
 /// Unix time in seconds.
@@ -72,17 +76,79 @@ impl State {
 
     /// Kicks the user's sessions (only the one at endpoint `ce`, when given): each is pushed
     /// the one-way `kickout` and closed. Returns how many were kicked.
+    ///
+    /// In cluster mode this reaches the user's sessions on every node, and returns once the
+    /// kicks for other nodes are published; when Redis cannot be reached, this node's own
+    /// sessions are still kicked and the call answers an error.
     pub async fn kickout(
         &self,
         pid: i32,
         uid: i64,
         ce: Option<&str>,
     ) -> Result<usize, ErrorAnswer> {
-        let kicked = self.sessions.kick(pid, uid, ce, None);
+        self.kick(pid, uid, ce, None).await
+    }
+
+    /// Kicks the user's logins held by other nodes, except `session` (a login to a project
+    /// without multi-login; this node's own logins were replaced by the gate already).
+    pub async fn kick_other_logins_elsewhere(
+        &self,
+        session: &Session,
+        conn_id: u64,
+    ) -> Result<usize, ErrorAnswer> {
+        self.kick_remote(session.pid, session.uid, None, Some((session, conn_id)))
+            .await
+    }
+
+    async fn kick(
+        &self,
+        pid: i32,
+        uid: i64,
+        ce: Option<&str>,
+        keep: Option<(&Session, u64)>,
+    ) -> Result<usize, ErrorAnswer> {
+        let kicked = self.sessions.kick(pid, uid, ce, keep.map(|(_, id)| id));
         self.metrics
             .kicked_sessions
             .fetch_add(kicked as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(kicked)
+        Ok(kicked + self.kick_remote(pid, uid, ce, keep).await?)
+    }
+
+    /// The cluster part of a kick: the sessions other nodes hold (none on a single node).
+    async fn kick_remote(
+        &self,
+        pid: i32,
+        uid: i64,
+        ce: Option<&str>,
+        keep: Option<(&Session, u64)>,
+    ) -> Result<usize, ErrorAnswer> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(0);
+        };
+        self.store_call(cluster.kick_remote(pid, uid, ce, keep))
+            .await
+            .map_err(|e| store_unavailable(&e))
+    }
+
+    /// Records a new session where kickouts from any node find it (cluster mode; nothing to
+    /// do on a single node). A login that cannot be recorded must fail.
+    pub async fn register_session(
+        &self,
+        session: &Session,
+        conn_id: u64,
+    ) -> Result<(), StoreError> {
+        match &self.cluster {
+            None => Ok(()),
+            Some(cluster) => self.store_call(cluster.register(session, conn_id)).await,
+        }
+    }
+
+    /// Forgets a closed session, here and in the cluster registry.
+    pub fn session_closed(&self, session: &Session, conn_id: u64) {
+        self.sessions.remove(session, conn_id);
+        if let Some(cluster) = &self.cluster {
+            cluster.deregister(session, conn_id);
+        }
     }
 
     fn store_timeout(&self) -> Duration {

@@ -257,7 +257,7 @@ async fn without_multi_login_concurrent_logins_leave_one_session() {
             .sessions
             .snapshot()
             .into_iter()
-            .filter(|(_, u, _)| *u == uid)
+            .filter(|(_, u, _, _)| *u == uid)
             .count();
         assert_eq!(live, 1, "uid {uid}: {live} sessions with multi-login off");
     }

@@ -8,7 +8,8 @@
 //!   acknowledged write is fsynced (it survives `kill -9`) and concurrent writes share one
 //!   commit;
 //! * [`MemoryStore`], for tests: the same semantics, nothing kept;
-//! * a Redis store for clusters, to be added behind the same trait.
+//! * [`RedisStore`], for clusters: several nodes share one Redis (or Redis Cluster); its
+//!   module documents the key layout.
 //!
 //! Every method is async and fallible, and no method assumes the data is in this process:
 //! a remote store answers them with one round trip each. The trait is object safe; the
@@ -19,6 +20,7 @@
 mod embedded;
 mod error;
 mod memory;
+pub mod redis;
 mod replay;
 #[cfg(test)]
 mod tests;
@@ -31,12 +33,14 @@ use async_trait::async_trait;
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore, DATABASE_FILE};
 pub use error::{Result, Source, StoreError};
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
+pub(crate) use redis::{bounded as bounded_redis, manager_config, Keys};
 pub use replay::DEFAULT_REPLAY_CAPACITY;
 
 /// The state of the service: revocation generations, devices, the replay window and the
 /// token key ring.
 ///
-/// Semantics every implementation keeps (a shared test suite checks both in-tree ones):
+/// Semantics every implementation keeps (a shared test suite checks every in-tree one):
 ///
 /// * **Generations.** Each `(pid, uid)` has a counter, 0 until the user's tokens are first
 ///   revoked. [`bump_generation`](Store::bump_generation) adds one and returns the new value;

@@ -1,5 +1,10 @@
 //! The semantics every [`Store`] keeps, run against each implementation, and the tests of
 //! the embedded store alone (reopen, locking, corrupt files, group commit).
+//!
+//! The Redis store runs the same cases against the Redis on 127.0.0.1:6379, each under a
+//! key prefix of its own (deleted afterwards). Without a Redis there they print
+//! "SKIPPED: no Redis on 127.0.0.1:6379" and pass, unless `RTM_REQUIRE_REDIS=1` (CI), where
+//! they fail.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +35,55 @@ fn embedded() -> Fixture {
     }
 }
 
+/// The Redis of the tests.
+const TEST_REDIS: &str = "redis://127.0.0.1:6379/0";
+
+/// A Redis store under a fresh key prefix, or `None` (after saying so) when no Redis answers
+/// and the environment does not require one.
+async fn redis() -> Option<(Arc<RedisStore>, String)> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap();
+    let prefix = format!(
+        "rtmd-test-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let settings = crate::config::RedisSettings {
+        key_prefix: prefix.clone(),
+        command_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    match RedisStore::connect(TEST_REDIS, &settings).await {
+        Ok(store) => Some((Arc::new(store), prefix)),
+        Err(e) if std::env::var("RTM_REQUIRE_REDIS").as_deref() == Ok("1") => {
+            panic!("RTM_REQUIRE_REDIS=1 but no Redis on 127.0.0.1:6379: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no Redis on 127.0.0.1:6379 ({e})");
+            None
+        }
+    }
+}
+
+/// Deletes every key under `prefix`.
+async fn delete_prefix(prefix: &str) {
+    let Ok(client) = ::redis::Client::open(TEST_REDIS) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<i64, _> = ::redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+        }
+    }
+}
+
 /// One `#[tokio::test]` per case and store, named `<store>::<case>`.
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
@@ -48,6 +102,16 @@ macro_rules! suite {
                 async fn $case() {
                     let fixture = super::embedded();
                     super::cases::$case(fixture.store.clone()).await;
+                }
+            )*
+        }
+        mod redis_store {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some((store, prefix)) = super::redis().await else { return };
+                    super::cases::$case(store).await;
+                    super::delete_prefix(&prefix).await;
                 }
             )*
         }
