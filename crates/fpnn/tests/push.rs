@@ -129,9 +129,14 @@ async fn push_handler_errors_and_panics_are_answered_with_their_codes() {
         .await
         .unwrap_err();
     assert_eq!(err, Error::Answer(ErrorAnswer::new(300_100, "refused")));
-    let err = within("panic", conn.push_quest("panic", &Value::map(), None))
-        .await
-        .unwrap_err();
+    // A generous timeout: with RUST_BACKTRACE set, the panic hook's backtrace alone can take
+    // longer than the server's short push timeout on a loaded machine.
+    let err = within(
+        "panic",
+        conn.push_quest("panic", &Value::map(), Some(Duration::from_secs(8))),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), code::CORE_UNKNOWN_ERROR);
     let answer = within("echo", client.quest("echo", &numbered(1))).await;
     assert_eq!(answer.unwrap(), numbered(1));
