@@ -203,7 +203,6 @@ impl EmbeddedStore {
             db,
             shared: shared.clone(),
             ops: receiver,
-            next_device_seq: loaded.next_device_seq,
             max_batch: options.max_batch.max(1),
             quick_repair: options.quick_repair,
         };

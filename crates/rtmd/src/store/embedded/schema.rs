@@ -2,15 +2,15 @@
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
-//! | `meta` | name (`schema_version`, `device_seq`) | `u64` |
+//! | `meta` | name (`schema_version`) | `u64` |
 //! | `generations` | `(pid, uid)` | generation (`u64`); absent means 0 |
 //! | `device_owners` | `(pid, device token)` | owner uid |
 //! | `user_devices` | `(pid, uid, device token)` | `(apptype, time_ms, seq)` |
 //! | `token_keys` | key id | 32-byte secret |
 //!
 //! `device_owners` answers "who owns this token" (for moves and removes); `user_devices`
-//! lists a user's devices with one range scan. `seq` orders devices added in the same
-//! millisecond; the next one to hand out is `device_seq`, written in the same transaction.
+//! lists a user's devices with one range scan. `seq` orders a user's devices added in the
+//! same millisecond: each new one gets one more than the largest of that user's others.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,8 +35,6 @@ pub(super) const TOKEN_KEYS: TableDefinition<u8, [u8; 32]> = TableDefinition::ne
 
 /// `meta` key of the layout version.
 const SCHEMA_VERSION_KEY: &str = "schema_version";
-/// `meta` key of the next device sequence number.
-pub(super) const DEVICE_SEQ_KEY: &str = "device_seq";
 /// The layout this code reads and writes.
 const SCHEMA_VERSION: u64 = 1;
 
@@ -44,7 +42,6 @@ const SCHEMA_VERSION: u64 = 1;
 pub(super) struct Loaded {
     pub(super) generations: HashMap<(i32, i64), u64>,
     pub(super) token_keys: Vec<TokenKey>,
-    pub(super) next_device_seq: u64,
 }
 
 /// Creates the tables of a new database, or checks that an existing one is an rtmd store of
@@ -134,17 +131,8 @@ pub(super) fn load(db: &Database) -> Result<Loaded> {
         });
     }
 
-    let next_device_seq = txn
-        .open_table(META)
-        .map_err(open)?
-        .get(DEVICE_SEQ_KEY)
-        .map_err(read)?
-        .map(|v| v.value())
-        .unwrap_or(0);
-
     Ok(Loaded {
         generations,
         token_keys,
-        next_device_seq,
     })
 }
