@@ -15,7 +15,8 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{DEVICE_OWNERS, GENERATIONS, TOKEN_KEYS, USER_DEVICES};
+use super::owners::OwnerIndex;
+use super::schema::{GENERATIONS, TOKEN_KEYS, USER_DEVICES};
 use super::Shared;
 use crate::store::{Result, StoreError, TokenKey};
 
@@ -74,6 +75,7 @@ pub(super) struct Writer {
     pub(super) db: Arc<Database>,
     pub(super) shared: Arc<Shared>,
     pub(super) ops: mpsc::Receiver<Op>,
+    pub(super) owners: OwnerIndex,
     pub(super) max_batch: usize,
     pub(super) quick_repair: bool,
 }
@@ -126,6 +128,7 @@ impl Writer {
     fn run_batch(&mut self, batch: &mut Vec<Op>) {
         match self.apply(batch) {
             Ok((answers, effects)) => {
+                self.owners.commit();
                 self.shared.apply(effects.generations, effects.token_keys);
                 for (op, answer) in batch.drain(..).zip(answers) {
                     // A caller that gave up no longer listens; nothing to do then.
@@ -134,6 +137,7 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, ops = batch.len(), "store batch failed");
+                self.owners.rollback();
                 for op in batch.drain(..) {
                     let _ = op.reply.send(Err(error.clone()));
                 }
@@ -143,7 +147,7 @@ impl Writer {
 
     /// Runs `batch` in one write transaction, committed durably if it changed anything.
     /// The outer error fails the whole batch; the inner results are per operation.
-    fn apply(&self, batch: &[Op]) -> Result<(Vec<Result<Answer>>, Effects)> {
+    fn apply(&mut self, batch: &[Op]) -> Result<(Vec<Result<Answer>>, Effects)> {
         let write = |e: redb::StorageError| StoreError::backend("write to the database", e);
         let mut txn = self
             .db
@@ -160,7 +164,7 @@ impl Writer {
             let mut tables = Tables::open(&txn)?;
             for op in batch {
                 let answer = tables
-                    .apply(&op.request, &mut effects, &mut dirty)
+                    .apply(&op.request, &mut self.owners, &mut effects, &mut dirty)
                     .map_err(write)?;
                 answers.push(answer);
             }
@@ -168,7 +172,7 @@ impl Writer {
         if dirty {
             txn.commit()
                 .map_err(|e| StoreError::backend("commit a write", e))?;
-            self.shared.count_commit(batch.len());
+            self.shared.count_commit(batch.len(), self.owners.len());
         } else {
             txn.abort()
                 .map_err(|e| StoreError::backend("end a read-only batch", e))?;
@@ -180,7 +184,6 @@ impl Writer {
 /// The tables, open in one write transaction.
 struct Tables<'t> {
     generations: Table<'t, (i32, i64), u64>,
-    owners: Table<'t, (i32, &'static str), i64>,
     users: Table<'t, (i32, i64, &'static str), (&'static str, i64, u64)>,
     keys: Table<'t, u8, [u8; 32]>,
 }
@@ -190,7 +193,6 @@ impl<'t> Tables<'t> {
         let open = |e: redb::TableError| StoreError::backend("open a table", e);
         Ok(Tables {
             generations: txn.open_table(GENERATIONS).map_err(open)?,
-            owners: txn.open_table(DEVICE_OWNERS).map_err(open)?,
             users: txn.open_table(USER_DEVICES).map_err(open)?,
             keys: txn.open_table(TOKEN_KEYS).map_err(open)?,
         })
@@ -201,6 +203,7 @@ impl<'t> Tables<'t> {
     fn apply(
         &mut self,
         request: &Request,
+        owners: &mut OwnerIndex,
         effects: &mut Effects,
         dirty: &mut bool,
     ) -> redb::Result<Result<Answer>> {
@@ -225,7 +228,7 @@ impl<'t> Tables<'t> {
                 now_ms,
                 max_per_user,
             } => {
-                self.add_device(pid, uid, apptype, token, now_ms, max_per_user)?;
+                self.add_device(owners, pid, uid, apptype, token, now_ms, max_per_user)?;
                 *dirty = true;
                 Ok(Answer::Done)
             }
@@ -234,7 +237,7 @@ impl<'t> Tables<'t> {
                 uid,
                 ref token,
             } => {
-                let removed = self.remove_device(pid, uid, token)?;
+                let removed = self.remove_device(owners, pid, uid, token)?;
                 *dirty |= removed;
                 Ok(Answer::Removed(removed))
             }
@@ -264,8 +267,10 @@ impl<'t> Tables<'t> {
     ///
     /// A device's `seq` is one more than the largest of its user's other devices: it orders
     /// devices added in the same millisecond, and needs no counter of its own.
+    #[allow(clippy::too_many_arguments)]
     fn add_device(
         &mut self,
+        owners: &mut OwnerIndex,
         pid: i32,
         uid: i64,
         apptype: &str,
@@ -273,8 +278,7 @@ impl<'t> Tables<'t> {
         now_ms: i64,
         max_per_user: usize,
     ) -> redb::Result<()> {
-        let previous = self.owners.insert((pid, token), uid)?.map(|o| o.value());
-        if let Some(owner) = previous.filter(|&owner| owner != uid) {
+        if let Some(owner) = owners.set(pid, token, uid).filter(|&owner| owner != uid) {
             self.users.remove((pid, owner, token))?;
         }
 
@@ -313,18 +317,23 @@ impl<'t> Tables<'t> {
         listed.sort_unstable();
         for (_, _, oldest) in listed.drain(..count - cap) {
             self.users.remove((pid, uid, oldest.as_str()))?;
-            self.owners.remove((pid, oldest.as_str()))?;
+            owners.remove(pid, &oldest);
         }
         Ok(())
     }
 
-    fn remove_device(&mut self, pid: i32, uid: i64, token: &str) -> redb::Result<bool> {
-        let owner = self.owners.get((pid, token))?.map(|o| o.value());
-        if owner != Some(uid) {
-            return Ok(false);
+    /// Deletes `(pid, uid, token)` if it is there: the row itself says whether `uid` owns it.
+    fn remove_device(
+        &mut self,
+        owners: &mut OwnerIndex,
+        pid: i32,
+        uid: i64,
+        token: &str,
+    ) -> redb::Result<bool> {
+        let removed = self.users.remove((pid, uid, token))?.is_some();
+        if removed {
+            owners.remove(pid, token);
         }
-        self.owners.remove((pid, token))?;
-        self.users.remove((pid, uid, token))?;
-        Ok(true)
+        Ok(removed)
     }
 }
