@@ -6,11 +6,12 @@
 //! workload would; "KiB written per commit" is what the process wrote to storage.
 //!
 //! ```text
-//! cargo run --release -p rtmd --example store_bench -- [--seconds 3] [--dir PATH] [--quick-repair]
+//! cargo run --release -p rtmd --example store_bench -- [--seconds 3] [--dir PATH] [--quick-repair] [--preload N]
 //! ```
 //!
 //! `--dir` puts the data on the disk to measure (default: a temporary directory under the
-//! current one); each phase runs for `--seconds`.
+//! current one); each phase runs for `--seconds`. `--preload N` first adds N devices (with
+//! 1024 callers, so in large commits) to measure on a larger file.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -25,6 +26,7 @@ struct Args {
     seconds: f64,
     dir: Option<PathBuf>,
     quick_repair: bool,
+    preload: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         seconds: 3.0,
         dir: None,
         quick_repair: false,
+        preload: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -42,6 +45,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dir" => args.dir = Some(it.next().ok_or("--dir needs a path")?.into()),
             "--quick-repair" => args.quick_repair = true,
+            "--preload" => {
+                let value = it.next().ok_or("--preload needs a count")?;
+                args.preload = value.parse().map_err(|e| format!("--preload: {e}"))?;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -262,6 +269,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..EmbeddedOptions::default()
         };
         let store = Arc::new(EmbeddedStore::open_with(temp.path(), options)?);
+        if args.preload > 0 {
+            let start = Instant::now();
+            let mut loaders = JoinSet::new();
+            for c in 0..1024u64 {
+                let store = store.clone();
+                let count = args.preload / 1024 + u64::from(c < args.preload % 1024);
+                loaders.spawn(async move {
+                    let mut rng = XorShift(0xfeed ^ (c + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                    for _ in 0..count {
+                        let uid = (rng.next() % 1_000_000) as i64;
+                        let token = format!(
+                            "{:016x}{:016x}{:016x}{:016x}",
+                            rng.next(),
+                            rng.next(),
+                            rng.next(),
+                            rng.next()
+                        );
+                        store.add_device(1, uid, "fcm", &token, 0, 32).await?;
+                    }
+                    Ok::<_, rtmd::store::StoreError>(())
+                });
+            }
+            for result in loaders.join_all().await {
+                result?;
+            }
+            println!(
+                "preload: {} devices in {:.1} s",
+                store.stats().devices,
+                start.elapsed().as_secs_f64()
+            );
+        }
         for (i, callers) in [1, 8, 64].into_iter().enumerate() {
             bench_adds(&store, callers, args.seconds, i as u64 + 1).await?;
         }
@@ -288,6 +326,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(store.generation(1, 0).await?, 1);
         assert_eq!(store.generation(1, 1).await?, 0);
         bench_device_reads(as_dyn.clone(), 64, args.seconds).await?;
+        store.close().await?;
+        drop(as_dyn);
+        drop(store);
+
+        // Opening loads the generations and indexes every device's owner.
+        let start = Instant::now();
+        let store = EmbeddedStore::open(temp.path())?;
+        let stats = store.stats();
+        println!(
+            "reopen: {:.0} ms for {} devices and 100,000 generations ({:.1} MiB file)",
+            start.elapsed().as_secs_f64() * 1e3,
+            stats.devices,
+            std::fs::metadata(store.path())?.len() as f64 / (1024.0 * 1024.0)
+        );
         store.close().await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
