@@ -11,7 +11,9 @@
 //!
 //! `--dir` puts the data on the disk to measure (default: a temporary directory under the
 //! current one); each phase runs for `--seconds`. `--preload N` first adds N devices (with
-//! 1024 callers, so in large commits) to measure on a larger file.
+//! 1024 callers, so in large commits) to measure on a larger file. `--open DIR` only times
+//! opening an existing data directory (e.g. one left by a killed run: that includes the
+//! repair).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -27,6 +29,7 @@ struct Args {
     dir: Option<PathBuf>,
     quick_repair: bool,
     preload: u64,
+    open: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         dir: None,
         quick_repair: false,
         preload: 0,
+        open: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dir" => args.dir = Some(it.next().ok_or("--dir needs a path")?.into()),
             "--quick-repair" => args.quick_repair = true,
+            "--open" => args.open = Some(it.next().ok_or("--open needs a path")?.into()),
             "--preload" => {
                 let value = it.next().ok_or("--preload needs a count")?;
                 args.preload = value.parse().map_err(|e| format!("--preload: {e}"))?;
@@ -241,6 +246,17 @@ async fn bench_device_reads(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    if let Some(dir) = &args.open {
+        let start = Instant::now();
+        let store = EmbeddedStore::open(dir)?;
+        println!(
+            "open: {:.0} ms, {} devices ({:.1} MiB file)",
+            start.elapsed().as_secs_f64() * 1e3,
+            store.stats().devices,
+            std::fs::metadata(store.path())?.len() as f64 / (1024.0 * 1024.0)
+        );
+        return Ok(());
+    }
     let parent = match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
