@@ -9,8 +9,8 @@
 //! cargo run --release -p rtmd --example store_bench -- [--seconds 3] [--dir PATH] [--quick-repair] [--preload N]
 //! ```
 //!
-//! `--dir` puts the data on the disk to measure (default: a temporary directory under the
-//! current one); each phase runs for `--seconds`. `--preload N` first adds N devices (with
+//! `--dir` puts the data on the disk to measure (default: the system's temporary directory);
+//! each phase runs for `--seconds`. `--preload N` first adds N devices (with
 //! 1024 callers, so in large commits) to measure on a larger file. `--open DIR` only times
 //! opening an existing data directory (e.g. one left by a killed run: that includes the
 //! repair).
@@ -262,7 +262,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::fs::create_dir_all(dir)?;
             dir.clone()
         }
-        None => std::env::current_dir()?,
+        None => std::env::temp_dir(),
     };
     let temp = tempfile::Builder::new()
         .prefix("rtmd-store-bench-")
