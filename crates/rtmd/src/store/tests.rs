@@ -420,6 +420,64 @@ mod embedded_only {
     }
 
     #[tokio::test]
+    async fn owners_are_known_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.add_device(1, 1, "apns", "t", 1, 32).await.unwrap();
+            s.add_device(1, 1, "apns", "u", 2, 32).await.unwrap();
+            s.add_device(2, 1, "apns", "t", 3, 32).await.unwrap();
+            assert_eq!(s.stats().devices, 3);
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(s.stats().devices, 3);
+        s.add_device(1, 2, "fcm", "t", 4, 32).await.unwrap();
+        let names = |list: Vec<DeviceRecord>| -> Vec<String> {
+            list.into_iter().map(|d| d.device_token).collect()
+        };
+        assert_eq!(names(s.devices(1, 1).await.unwrap()), ["u"]);
+        assert_eq!(names(s.devices(1, 2).await.unwrap()), ["t"]);
+        assert_eq!(names(s.devices(2, 1).await.unwrap()), ["t"]);
+        assert!(!s.remove_device(1, 1, "t").await.unwrap());
+        assert!(s.remove_device(1, 1, "u").await.unwrap());
+        assert_eq!(s.stats().devices, 2);
+    }
+
+    #[tokio::test]
+    async fn a_token_listed_twice_is_left_with_its_newest_owner_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.add_device(1, 5, "apns", "t", 100, 32).await.unwrap();
+            s.add_device(1, 5, "apns", "u", 100, 32).await.unwrap();
+        }
+        // Rows no writer leaves: "t" also under users 3 (older) and 9 (newer).
+        {
+            let db = redb::Database::open(dir.path().join(DATABASE_FILE)).unwrap();
+            let table: redb::TableDefinition<(i32, i64, &str), (&str, i64, u64)> =
+                redb::TableDefinition::new("user_devices");
+            let txn = db.begin_write().unwrap();
+            {
+                let mut rows = txn.open_table(table).unwrap();
+                rows.insert((1, 3, "t"), ("fcm", 50, 1)).unwrap();
+                rows.insert((1, 9, "t"), ("fcm", 200, 1)).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let names = |list: Vec<DeviceRecord>| -> Vec<String> {
+            list.into_iter().map(|d| d.device_token).collect()
+        };
+        assert!(s.devices(1, 3).await.unwrap().is_empty());
+        assert_eq!(names(s.devices(1, 5).await.unwrap()), ["u"]);
+        assert_eq!(names(s.devices(1, 9).await.unwrap()), ["t"]);
+        // And the index knows: moving it takes it from user 9.
+        s.add_device(1, 4, "apns", "t", 300, 32).await.unwrap();
+        assert!(s.devices(1, 9).await.unwrap().is_empty());
+        assert_eq!(s.stats().devices, 2);
+    }
+
+    #[tokio::test]
     async fn close_releases_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let first = EmbeddedStore::open(dir.path()).unwrap();

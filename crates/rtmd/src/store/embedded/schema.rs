@@ -2,21 +2,24 @@
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
-//! | `meta` | name (`schema_version`, `device_seq`) | `u64` |
+//! | `meta` | name (`schema_version`) | `u64` |
 //! | `generations` | `(pid, uid)` | generation (`u64`); absent means 0 |
-//! | `device_owners` | `(pid, device token)` | owner uid |
 //! | `user_devices` | `(pid, uid, device token)` | `(apptype, time_ms, seq)` |
 //! | `token_keys` | key id | 32-byte secret |
 //!
-//! `device_owners` answers "who owns this token" (for moves and removes); `user_devices`
-//! lists a user's devices with one range scan. `seq` orders devices added in the same
-//! millisecond; the next one to hand out is `device_seq`, written in the same transaction.
+//! `user_devices` lists a user's devices with one range scan. `seq` orders a user's devices
+//! added in the same millisecond: each new one gets one more than the largest of that user's
+//! others. Who owns a token is indexed in memory ([`OwnerIndex`]), rebuilt from
+//! `user_devices` here.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+};
 
+use super::owners::OwnerIndex;
 use crate::store::{Result, StoreError, TokenKey};
 
 /// Named counters.
@@ -24,9 +27,6 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// `(pid, uid)` → revocation generation.
 pub(super) const GENERATIONS: TableDefinition<(i32, i64), u64> =
     TableDefinition::new("generations");
-/// `(pid, device token)` → owner uid.
-pub(super) const DEVICE_OWNERS: TableDefinition<(i32, &str), i64> =
-    TableDefinition::new("device_owners");
 /// `(pid, uid, device token)` → `(apptype, time_ms, seq)`.
 pub(super) const USER_DEVICES: TableDefinition<(i32, i64, &str), (&str, i64, u64)> =
     TableDefinition::new("user_devices");
@@ -35,16 +35,17 @@ pub(super) const TOKEN_KEYS: TableDefinition<u8, [u8; 32]> = TableDefinition::ne
 
 /// `meta` key of the layout version.
 const SCHEMA_VERSION_KEY: &str = "schema_version";
-/// `meta` key of the next device sequence number.
-pub(super) const DEVICE_SEQ_KEY: &str = "device_seq";
 /// The layout this code reads and writes.
 const SCHEMA_VERSION: u64 = 1;
+
+/// A `user_devices` key: `(pid, uid, device token)`.
+type DeviceRow = (i32, i64, String);
 
 /// What the store keeps in memory, read at open.
 pub(super) struct Loaded {
     pub(super) generations: HashMap<(i32, i64), u64>,
     pub(super) token_keys: Vec<TokenKey>,
-    pub(super) next_device_seq: u64,
+    pub(super) owners: OwnerIndex,
 }
 
 /// Creates the tables of a new database, or checks that an existing one is an rtmd store of
@@ -94,15 +95,14 @@ pub(super) fn prepare(db: &Database, path: &Path) -> Result<()> {
         r.map_err(|e| incompatible(format!("table `{name}`: {e}")))
     };
     check("generations", txn.open_table(GENERATIONS).map(drop))?;
-    check("device_owners", txn.open_table(DEVICE_OWNERS).map(drop))?;
     check("user_devices", txn.open_table(USER_DEVICES).map(drop))?;
     check("token_keys", txn.open_table(TOKEN_KEYS).map(drop))?;
     txn.commit()
         .map_err(|e| StoreError::backend("commit the schema", e))
 }
 
-/// Reads what the store serves from memory.
-pub(super) fn load(db: &Database) -> Result<Loaded> {
+/// Reads what the store serves from memory, and the owner index.
+pub(super) fn load(db: &Database, path: &Path) -> Result<Loaded> {
     let read = |e: redb::StorageError| StoreError::backend("load the store", e);
     let txn = db
         .begin_read()
@@ -134,17 +134,71 @@ pub(super) fn load(db: &Database) -> Result<Loaded> {
         });
     }
 
-    let next_device_seq = txn
-        .open_table(META)
-        .map_err(open)?
-        .get(DEVICE_SEQ_KEY)
-        .map_err(read)?
-        .map(|v| v.value())
-        .unwrap_or(0);
+    let (owners, stale) = index_owners(&txn)?;
+    drop(txn);
+    if !stale.is_empty() {
+        tracing::warn!(
+            path = %path.display(),
+            rows = stale.len(),
+            "device tokens listed under several users; keeping the newest of each"
+        );
+        remove_devices(db, &stale)?;
+    }
 
     Ok(Loaded {
         generations,
         token_keys,
-        next_device_seq,
+        owners,
     })
+}
+
+/// Builds the owner index from `user_devices`. A token listed under several users of a
+/// project (which the writer never leaves) stays with the newest; the others are returned,
+/// to be deleted.
+fn index_owners(txn: &ReadTransaction) -> Result<(OwnerIndex, Vec<DeviceRow>)> {
+    let read = |e: redb::StorageError| StoreError::backend("index the devices", e);
+    let table = txn
+        .open_table(USER_DEVICES)
+        .map_err(|e| StoreError::backend("open a table", e))?;
+    let age = |pid: i32, uid: i64, token: &str| -> Result<(i64, u64)> {
+        let row = table.get((pid, uid, token)).map_err(read)?;
+        Ok(row.map_or((i64::MIN, 0), |r| {
+            let (_, time_ms, seq) = r.value();
+            (time_ms, seq)
+        }))
+    };
+    let mut owners = OwnerIndex::new();
+    let mut stale = Vec::new();
+    for entry in table.iter().map_err(read)? {
+        let (key, _) = entry.map_err(read)?;
+        let (pid, uid, token) = key.value();
+        if let Some(other) = owners.set(pid, token, uid) {
+            if age(pid, uid, token)? < age(pid, other, token)? {
+                owners.set(pid, token, other);
+                stale.push((pid, uid, token.to_owned()));
+            } else {
+                stale.push((pid, other, token.to_owned()));
+            }
+        }
+    }
+    owners.commit();
+    Ok((owners, stale))
+}
+
+/// Deletes `rows` from `user_devices`, durably.
+fn remove_devices(db: &Database, rows: &[DeviceRow]) -> Result<()> {
+    let write = |e: redb::StorageError| StoreError::backend("remove duplicate devices", e);
+    let txn = db
+        .begin_write()
+        .map_err(|e| StoreError::backend("begin a write transaction", e))?;
+    {
+        let mut table = txn
+            .open_table(USER_DEVICES)
+            .map_err(|e| StoreError::backend("open a table", e))?;
+        for (pid, uid, token) in rows {
+            table.remove((*pid, *uid, token.as_str())).map_err(write)?;
+        }
+    }
+    txn.commit()
+        .map_err(|e| StoreError::backend("commit the removal of duplicate devices", e))
 }

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{DEVICE_OWNERS, DEVICE_SEQ_KEY, GENERATIONS, META, TOKEN_KEYS, USER_DEVICES};
+use super::owners::OwnerIndex;
+use super::schema::{GENERATIONS, TOKEN_KEYS, USER_DEVICES};
 use super::Shared;
 use crate::store::{Result, StoreError, TokenKey};
 
@@ -74,7 +75,7 @@ pub(super) struct Writer {
     pub(super) db: Arc<Database>,
     pub(super) shared: Arc<Shared>,
     pub(super) ops: mpsc::Receiver<Op>,
-    pub(super) next_device_seq: u64,
+    pub(super) owners: OwnerIndex,
     pub(super) max_batch: usize,
     pub(super) quick_repair: bool,
 }
@@ -125,9 +126,9 @@ impl Writer {
 
     /// Applies `batch` in one transaction and answers every operation in it.
     fn run_batch(&mut self, batch: &mut Vec<Op>) {
-        let first_seq = self.next_device_seq;
         match self.apply(batch) {
             Ok((answers, effects)) => {
+                self.owners.commit();
                 self.shared.apply(effects.generations, effects.token_keys);
                 for (op, answer) in batch.drain(..).zip(answers) {
                     // A caller that gave up no longer listens; nothing to do then.
@@ -136,7 +137,7 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, ops = batch.len(), "store batch failed");
-                self.next_device_seq = first_seq;
+                self.owners.rollback();
                 for op in batch.drain(..) {
                     let _ = op.reply.send(Err(error.clone()));
                 }
@@ -156,7 +157,6 @@ impl Writer {
             .map_err(|e| StoreError::backend("set the durability", e))?;
         txn.set_quick_repair(self.quick_repair);
 
-        let first_seq = self.next_device_seq;
         let mut answers = Vec::with_capacity(batch.len());
         let mut effects = Effects::default();
         let mut dirty = false;
@@ -164,26 +164,15 @@ impl Writer {
             let mut tables = Tables::open(&txn)?;
             for op in batch {
                 let answer = tables
-                    .apply(
-                        &op.request,
-                        &mut self.next_device_seq,
-                        &mut effects,
-                        &mut dirty,
-                    )
+                    .apply(&op.request, &mut self.owners, &mut effects, &mut dirty)
                     .map_err(write)?;
                 answers.push(answer);
-            }
-            if self.next_device_seq != first_seq {
-                tables
-                    .meta
-                    .insert(DEVICE_SEQ_KEY, self.next_device_seq)
-                    .map_err(write)?;
             }
         }
         if dirty {
             txn.commit()
                 .map_err(|e| StoreError::backend("commit a write", e))?;
-            self.shared.count_commit(batch.len());
+            self.shared.count_commit(batch.len(), self.owners.len());
         } else {
             txn.abort()
                 .map_err(|e| StoreError::backend("end a read-only batch", e))?;
@@ -194,9 +183,7 @@ impl Writer {
 
 /// The tables, open in one write transaction.
 struct Tables<'t> {
-    meta: Table<'t, &'static str, u64>,
     generations: Table<'t, (i32, i64), u64>,
-    owners: Table<'t, (i32, &'static str), i64>,
     users: Table<'t, (i32, i64, &'static str), (&'static str, i64, u64)>,
     keys: Table<'t, u8, [u8; 32]>,
 }
@@ -205,9 +192,7 @@ impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self> {
         let open = |e: redb::TableError| StoreError::backend("open a table", e);
         Ok(Tables {
-            meta: txn.open_table(META).map_err(open)?,
             generations: txn.open_table(GENERATIONS).map_err(open)?,
-            owners: txn.open_table(DEVICE_OWNERS).map_err(open)?,
             users: txn.open_table(USER_DEVICES).map_err(open)?,
             keys: txn.open_table(TOKEN_KEYS).map_err(open)?,
         })
@@ -218,7 +203,7 @@ impl<'t> Tables<'t> {
     fn apply(
         &mut self,
         request: &Request,
-        next_seq: &mut u64,
+        owners: &mut OwnerIndex,
         effects: &mut Effects,
         dirty: &mut bool,
     ) -> redb::Result<Result<Answer>> {
@@ -243,9 +228,7 @@ impl<'t> Tables<'t> {
                 now_ms,
                 max_per_user,
             } => {
-                let seq = *next_seq;
-                *next_seq += 1;
-                self.add_device(pid, uid, apptype, token, now_ms, seq, max_per_user)?;
+                self.add_device(owners, pid, uid, apptype, token, now_ms, max_per_user)?;
                 *dirty = true;
                 Ok(Answer::Done)
             }
@@ -254,7 +237,7 @@ impl<'t> Tables<'t> {
                 uid,
                 ref token,
             } => {
-                let removed = self.remove_device(pid, uid, token)?;
+                let removed = self.remove_device(owners, pid, uid, token)?;
                 *dirty |= removed;
                 Ok(Answer::Removed(removed))
             }
@@ -280,35 +263,44 @@ impl<'t> Tables<'t> {
         })
     }
 
+    /// Adds (moves, refreshes) a device, then drops the user's oldest beyond the cap.
+    ///
+    /// A device's `seq` is one more than the largest of its user's other devices: it orders
+    /// devices added in the same millisecond, and needs no counter of its own.
     #[allow(clippy::too_many_arguments)]
     fn add_device(
         &mut self,
+        owners: &mut OwnerIndex,
         pid: i32,
         uid: i64,
         apptype: &str,
         token: &str,
         now_ms: i64,
-        seq: u64,
         max_per_user: usize,
     ) -> redb::Result<()> {
-        let previous = self.owners.insert((pid, token), uid)?.map(|o| o.value());
-        if let Some(owner) = previous.filter(|&owner| owner != uid) {
+        if let Some(owner) = owners.set(pid, token, uid).filter(|&owner| owner != uid) {
             self.users.remove((pid, owner, token))?;
         }
-        self.users
-            .insert((pid, uid, token), (apptype, now_ms, seq))?;
 
-        // Most users are under the cap: count first, collect only when over it.
-        let cap = max_per_user.max(1);
-        let mut count = 0usize;
+        // The user's other devices: how many, and the newest seq.
+        let mut others = 0usize;
+        let mut last_seq = 0u64;
         for entry in self.users.range((pid, uid, "")..)? {
-            let (key, _) = entry?;
-            let (p, u, _) = key.value();
+            let (key, value) = entry?;
+            let (p, u, listed) = key.value();
             if (p, u) != (pid, uid) {
                 break;
             }
-            count += 1;
+            if listed != token {
+                others += 1;
+                last_seq = last_seq.max(value.value().2);
+            }
         }
+        self.users
+            .insert((pid, uid, token), (apptype, now_ms, last_seq + 1))?;
+
+        let cap = max_per_user.max(1);
+        let count = others + 1;
         if count <= cap {
             return Ok(());
         }
@@ -325,18 +317,23 @@ impl<'t> Tables<'t> {
         listed.sort_unstable();
         for (_, _, oldest) in listed.drain(..count - cap) {
             self.users.remove((pid, uid, oldest.as_str()))?;
-            self.owners.remove((pid, oldest.as_str()))?;
+            owners.remove(pid, &oldest);
         }
         Ok(())
     }
 
-    fn remove_device(&mut self, pid: i32, uid: i64, token: &str) -> redb::Result<bool> {
-        let owner = self.owners.get((pid, token))?.map(|o| o.value());
-        if owner != Some(uid) {
-            return Ok(false);
+    /// Deletes `(pid, uid, token)` if it is there: the row itself says whether `uid` owns it.
+    fn remove_device(
+        &mut self,
+        owners: &mut OwnerIndex,
+        pid: i32,
+        uid: i64,
+        token: &str,
+    ) -> redb::Result<bool> {
+        let removed = self.users.remove((pid, uid, token))?.is_some();
+        if removed {
+            owners.remove(pid, token);
         }
-        self.owners.remove((pid, token))?;
-        self.users.remove((pid, uid, token))?;
-        Ok(true)
+        Ok(removed)
     }
 }
