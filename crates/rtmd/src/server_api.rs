@@ -8,7 +8,7 @@
 use crate::params::{opt_str, want_str, want_uid};
 use crate::sessions::normalize_ce;
 use crate::signature;
-use crate::state::{store_unavailable, unix_ms, unix_secs, State};
+use crate::state::{unix_ms, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{ErrorAnswer, HandlerResult, Value};
 use rtm_server_sdk::code;
@@ -87,13 +87,12 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
         _ => Call::GetDevices,
     };
     let fresh = state
-        .store_call(
+        .store_op(
             state
                 .store
                 .check_and_record_sign(project.pid, &signed.sign, signed.replay_ttl),
         )
-        .await
-        .map_err(|e| store_unavailable(&e))?;
+        .await?;
     if !fresh {
         return Err(signature::replayed());
     }
@@ -101,10 +100,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
     let store = &state.store;
     match call {
         Call::GetToken => {
-            let generation = state
-                .store_call(store.generation(pid, uid))
-                .await
-                .map_err(|e| store_unavailable(&e))?;
+            let generation = state.store_op(store.generation(pid, uid)).await?;
             let now = unix_secs().max(0) as u64;
             let token = state
                 .tokens
@@ -112,10 +108,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
             Ok(Value::map().with("token", token))
         }
         Call::RemoveToken => {
-            state
-                .store_call(store.bump_generation(pid, uid))
-                .await
-                .map_err(|e| store_unavailable(&e))?;
+            state.store_op(store.bump_generation(pid, uid)).await?;
             if project.removetoken_kicks {
                 state.kickout(pid, uid, None).await?;
             }
@@ -123,7 +116,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
         }
         Call::AddDevice { apptype, token } => {
             state
-                .store_call(store.add_device(
+                .store_op(store.add_device(
                     pid,
                     uid,
                     apptype,
@@ -131,15 +124,11 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
                     unix_ms(),
                     project.max_devices,
                 ))
-                .await
-                .map_err(|e| store_unavailable(&e))?;
+                .await?;
             Ok(Value::map())
         }
         Call::RemoveDevice { token } => {
-            state
-                .store_call(store.remove_device(pid, uid, token))
-                .await
-                .map_err(|e| store_unavailable(&e))?;
+            state.store_op(store.remove_device(pid, uid, token)).await?;
             Ok(Value::map())
         }
         Call::Kickout { ce } => {
@@ -147,10 +136,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
             Ok(Value::map())
         }
         Call::GetDevices => {
-            let devices = state
-                .store_call(store.devices(pid, uid))
-                .await
-                .map_err(|e| store_unavailable(&e))?;
+            let devices = state.store_op(store.devices(pid, uid)).await?;
             let list = devices
                 .into_iter()
                 .map(|d| {

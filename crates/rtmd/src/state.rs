@@ -125,9 +125,7 @@ impl State {
         let Some(cluster) = &self.cluster else {
             return Ok(0);
         };
-        self.store_call(cluster.kick_remote(pid, uid, ce, keep))
-            .await
-            .map_err(|e| store_unavailable(&e))
+        self.store_op(cluster.kick_remote(pid, uid, ce, keep)).await
     }
 
     /// Records a new session where kickouts from any node find it (cluster mode; nothing to
@@ -149,6 +147,15 @@ impl State {
         if let Some(cluster) = &self.cluster {
             cluster.deregister(session, conn_id);
         }
+    }
+
+    /// [`State::store_call`] for a handler: a failure becomes the error answer 200999 with
+    /// what failed ("store unavailable: …").
+    pub async fn store_op<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ErrorAnswer> {
+        self.store_call(op).await.map_err(|e| store_unavailable(&e))
     }
 
     fn store_timeout(&self) -> Duration {
