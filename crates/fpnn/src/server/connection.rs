@@ -130,7 +130,12 @@ impl Connection {
 
     /// Called after a quest's answer was queued.
     pub(crate) fn quest_answered(&self) {
-        let left = self.inner.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.quests_answered(1);
+    }
+
+    /// Called after the answers of `n` quests were queued.
+    pub(crate) fn quests_answered(&self, n: usize) {
+        let left = self.inner.in_flight.fetch_sub(n, Ordering::AcqRel) - n;
         if left == 0 && self.inner.close_when_answered.load(Ordering::Acquire) {
             self.close();
         }
