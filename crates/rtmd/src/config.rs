@@ -15,6 +15,7 @@
 //! idle_timeout = "60s"
 //! auth_timeout = "5s"
 //! client_ping_interval = "20s"
+//! replay_capacity = 1048576         # signs remembered against replays (~60 B each)
 //!
 //! [[projects]]
 //! pid = 11000001
@@ -152,6 +153,13 @@ pub struct Limits {
     /// How long graceful shutdown waits for in-flight calls. Default 10 s.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// How many server API signs the replay window of the embedded store remembers (about
+    /// 60 bytes each). A sign is kept until its `ts` leaves the project's `sign_window`, so
+    /// this bounds the sustained rate of signed calls to about
+    /// `replay_capacity / (2 × sign_window)`: with the defaults (1 Mi signs, 300 s), some
+    /// 1,700 calls a second; beyond that, calls fail (200999) until signs expire. Default
+    /// 1048576.
+    pub replay_capacity: usize,
 }
 
 impl Default for Limits {
@@ -163,6 +171,7 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(5),
             client_ping_interval: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(10),
+            replay_capacity: crate::store::DEFAULT_REPLAY_CAPACITY,
         }
     }
 }
@@ -344,6 +353,9 @@ impl Config {
         }
         if limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if limits.replay_capacity == 0 {
+            return Err(invalid("limits.replay_capacity", "must be at least 1"));
         }
         for (field, value) in [
             ("limits.idle_timeout", limits.idle_timeout),
