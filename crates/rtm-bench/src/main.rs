@@ -77,6 +77,10 @@ struct Global {
     /// Unmeasured seconds before each load run.
     #[arg(long, global = true, default_value_t = 2.0)]
     warmup: f64,
+    /// `limits.replay_capacity` of the rtmd the bench starts (signs remembered against
+    /// replays); the default of rtmd, 1 Mi, fills up in seconds at these rates.
+    #[arg(long, global = true, default_value_t = 16 << 20)]
+    replay_capacity: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -211,7 +215,7 @@ impl Rtmds<'_> {
         }
         let dir = target::temp_data_dir();
         self.dirs.push(dir.clone());
-        let t = Target::start_rtmd(&self.bin(), &dir, &[])?;
+        let t = Target::start_rtmd(&self.bin(), &dir, self.global.replay_capacity)?;
         eprintln!(
             "started rtmd (pid {}) server_api={} gate={} data={}",
             t.os_pid.unwrap_or(0),

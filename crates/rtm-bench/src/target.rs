@@ -116,15 +116,37 @@ fn field(fields: &[(String, String)], key: &str, what: &str) -> Result<SocketAdd
 }
 
 impl Target {
-    /// Starts `rtmd` (the binary at `bin`) on free loopback ports with a development project
-    /// in `data_dir`, and waits for its ready line.
-    pub fn start_rtmd(bin: &Path, data_dir: &Path, extra: &[String]) -> Result<Target, String> {
+    /// Starts `rtmd` (the binary at `bin`) on free loopback ports, with a configuration file
+    /// written into `data_dir`: the development project's pid, a fresh secret, and a replay
+    /// window of `replay_capacity` signs (the default one fills up within seconds at the
+    /// rates measured here; see BENCHMARKS.md). Waits for its ready line.
+    pub fn start_rtmd(
+        bin: &Path,
+        data_dir: &Path,
+        replay_capacity: usize,
+    ) -> Result<Target, String> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        let secret = format!(
+            "bench-{:x}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let config = format!(
+            "data_dir = {dir:?}\n\n[listen]\nserver_api = \"127.0.0.1:0\"\ngate = \"127.0.0.1:0\"\n\
+             admin = \"127.0.0.1:0\"\n\n[limits]\nreplay_capacity = {replay_capacity}\n\n\
+             [[projects]]\npid = {DEV_PID}\nsecrets = [\"{secret}\"]\n",
+            dir = data_dir.display().to_string(),
+        );
+        let config_path = data_dir.join("rtmd.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
         let mut child = Command::new(bin)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--server-api", "127.0.0.1:0", "--gate", "127.0.0.1:0"])
-            .args(["--admin", "127.0.0.1:0"])
-            .args(extra)
+            .arg("--config")
+            .arg(&config_path)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -139,11 +161,6 @@ impl Target {
                 return Err(e);
             }
         };
-        let secret_file = data_dir.join("dev-project.secret");
-        let secret = std::fs::read_to_string(&secret_file)
-            .map_err(|e| format!("cannot read {}: {e}", secret_file.display()))?
-            .trim()
-            .to_owned();
         Ok(Target {
             name: "rtmd".into(),
             server_api: field(&fields, "server_api", "rtmd")?,
