@@ -124,7 +124,7 @@ impl Run {
     pub fn summary(&self) -> String {
         let errors: u64 = self.errors.values().sum();
         format!(
-            "{:<44} {:>10.0}/s  p50 {:>7.3}  p90 {:>7.3}  p99 {:>7.3}  max {:>8.3} ms  errors {}  cpu server {} load {}",
+            "{:<44} {:>10.0}/s  p50 {:>7.3}  p90 {:>7.3}  p99 {:>7.3}  max {:>8.3} ms  errors {}  cpu server {} load {}  µs/op server {} load {}",
             self.label,
             self.rate,
             self.latency.p50_ms,
@@ -134,6 +134,8 @@ impl Run {
             errors,
             fmt_cores(self.server_cpu),
             fmt_cores(self.load_cpu),
+            fmt_cores(self.server_us_per_op),
+            fmt_cores(self.load_us_per_op),
         )
     }
 }
