@@ -1,8 +1,11 @@
 //! [`EmbeddedStore`]: the default store, a redb database in one data directory.
 //!
 //! * **Writes** go to one writer thread ([`writer`]) that batches whatever is queued into one
-//!   transaction and one fsync, and answers each caller only after that commit: an
-//!   acknowledged write survives `kill -9` and power loss (as far as the disk honours fsync).
+//!   transaction, makes it durable with one record in a commit log ([`log`]) and one
+//!   `fdatasync`, and answers each caller only after that: an acknowledged write survives
+//!   `kill -9` and power loss (as far as the disk honours fsync). The database itself is
+//!   committed durably about once a second (a checkpoint); opening the store after a crash
+//!   replays the log's records since the last one.
 //! * **Generations and the key ring** are read from memory: loaded at open, updated by the
 //!   writer after each commit (write-through). Logins never touch the disk.
 //! * **Devices** are read in a read transaction on tokio's blocking pool.
@@ -13,6 +16,7 @@
 //! The file is locked while open: a second `open` of the same directory fails, in this
 //! process or another.
 
+mod log;
 mod schema;
 mod writer;
 
@@ -50,6 +54,11 @@ pub struct EmbeddedOptions {
     pub quick_repair: bool,
     /// Memory redb may use to cache the file's pages.
     pub cache_bytes: usize,
+    /// How often the database is committed durably (a checkpoint); between checkpoints the
+    /// commit log makes writes durable.
+    pub checkpoint_interval: Duration,
+    /// The size of the commit log file; a checkpoint comes early when it is full.
+    pub log_bytes: u64,
 }
 
 impl Default for EmbeddedOptions {
@@ -60,6 +69,8 @@ impl Default for EmbeddedOptions {
             queue_capacity: 16 * 1024,
             quick_repair: false,
             cache_bytes: 256 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(1),
+            log_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -187,6 +198,18 @@ impl EmbeddedStore {
             .map_err(open_error)?;
 
         schema::prepare(&db, &path)?;
+        // Writes acknowledged after the last checkpoint are in the commit log: replay them.
+        let epoch = schema::log_epoch(&db)?;
+        let (mut log, records) = log::Log::open(dir, options.log_bytes, epoch)?;
+        let replayed = writer::replay(&db, &records, epoch + 1)?;
+        if replayed > 0 {
+            tracing::warn!(
+                log = %log.path().display(),
+                operations = replayed,
+                "replayed the commit log of a store that was not closed cleanly"
+            );
+        }
+        log.reset(epoch + 1);
         let loaded = schema::load(&db)?;
         let db = Arc::new(db);
         let shared = Arc::new(Shared {
@@ -206,6 +229,9 @@ impl EmbeddedStore {
             next_device_seq: loaded.next_device_seq,
             max_batch: options.max_batch.max(1),
             quick_repair: options.quick_repair,
+            log,
+            checkpoint_interval: options.checkpoint_interval,
+            last_checkpoint: std::time::Instant::now(),
         };
         let writer = std::thread::Builder::new()
             .name("rtmd-store-writer".into())

@@ -37,6 +37,8 @@ pub(super) const TOKEN_KEYS: TableDefinition<u8, [u8; 32]> = TableDefinition::ne
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// `meta` key of the next device sequence number.
 pub(super) const DEVICE_SEQ_KEY: &str = "device_seq";
+/// The epoch of the commit log's records that the database does not hold yet (see `log`).
+pub(super) const LOG_EPOCH_KEY: &str = "log_epoch";
 /// The layout this code reads and writes.
 const SCHEMA_VERSION: u64 = 1;
 
@@ -147,4 +149,19 @@ pub(super) fn load(db: &Database) -> Result<Loaded> {
         token_keys,
         next_device_seq,
     })
+}
+
+/// The commit log epoch recorded by the last checkpoint (0 in a new store).
+pub(super) fn log_epoch(db: &Database) -> Result<u64> {
+    let txn = db
+        .begin_read()
+        .map_err(|e| StoreError::backend("begin a read transaction", e))?;
+    let meta = txn
+        .open_table(META)
+        .map_err(|e| StoreError::backend("open a table", e))?;
+    Ok(meta
+        .get(LOG_EPOCH_KEY)
+        .map_err(|e| StoreError::backend("read the log epoch", e))?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }

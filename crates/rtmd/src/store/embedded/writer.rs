@@ -7,15 +7,25 @@
 //! operations queue up and make the next batch, so the more callers there are, the more each
 //! fsync carries.
 //!
+//! Most batches are made durable by the commit log ([`super::log`]): one sequential
+//! record and one `fdatasync`, the redb transaction itself committed without durability.
+//! Every `checkpoint_interval` (and when the log is full, when the key ring changes, and at
+//! shutdown) a batch is committed durably instead, which persists everything before it and
+//! starts a new log epoch.
+//!
 //! A storage failure fails the whole batch (every caller gets the error, nothing of it is
 //! visible); an error of one operation alone (a generation overflow) fails only that one.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{DEVICE_OWNERS, DEVICE_SEQ_KEY, GENERATIONS, META, TOKEN_KEYS, USER_DEVICES};
+use super::log::{Log, LogOp};
+use super::schema::{
+    DEVICE_OWNERS, DEVICE_SEQ_KEY, GENERATIONS, LOG_EPOCH_KEY, META, TOKEN_KEYS, USER_DEVICES,
+};
 use super::Shared;
 use crate::store::{Result, StoreError, TokenKey};
 
@@ -77,6 +87,9 @@ pub(super) struct Writer {
     pub(super) next_device_seq: u64,
     pub(super) max_batch: usize,
     pub(super) quick_repair: bool,
+    pub(super) log: Log,
+    pub(super) checkpoint_interval: Duration,
+    pub(super) last_checkpoint: Instant,
 }
 
 impl Writer {
@@ -106,8 +119,14 @@ impl Writer {
                 break;
             }
         }
-        // Stop: refuse what is still queued, let go of the database, then answer the
-        // shutdown requests (so that `close` returns after the file is released).
+        // Stop: persist what only the log holds, refuse what is still queued, let go of the
+        // database, then answer the shutdown requests (so that `close` returns after the
+        // file is released).
+        if self.log.used() > 0 {
+            if let Err(error) = self.checkpoint() {
+                tracing::error!(%error, "the last checkpoint failed; the commit log keeps the writes");
+            }
+        }
         self.ops.close();
         while let Ok(op) = self.ops.try_recv() {
             shutdown.push(op);
@@ -144,21 +163,21 @@ impl Writer {
         }
     }
 
-    /// Runs `batch` in one write transaction, committed durably if it changed anything.
-    /// The outer error fails the whole batch; the inner results are per operation.
+    /// Runs `batch` in one write transaction and, if it changed anything, makes it durable:
+    /// by a commit log record, or by a durable commit (a checkpoint). The outer error fails
+    /// the whole batch; the inner results are per operation.
     fn apply(&mut self, batch: &[Op]) -> Result<(Vec<Result<Answer>>, Effects)> {
         let write = |e: redb::StorageError| StoreError::backend("write to the database", e);
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| StoreError::backend("begin a write transaction", e))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::backend("set the durability", e))?;
-        txn.set_quick_repair(self.quick_repair);
+        let mut txn = self.begin()?;
+        let mut checkpoint = self.last_checkpoint.elapsed() >= self.checkpoint_interval
+            || batch
+                .iter()
+                .any(|op| matches!(op.request, Request::EnsureTokenKey { .. }));
 
         let first_seq = self.next_device_seq;
         let mut answers = Vec::with_capacity(batch.len());
         let mut effects = Effects::default();
+        let mut logged = Vec::new();
         let mut dirty = false;
         {
             let mut tables = Tables::open(&txn)?;
@@ -168,6 +187,7 @@ impl Writer {
                         &op.request,
                         &mut self.next_device_seq,
                         &mut effects,
+                        &mut logged,
                         &mut dirty,
                     )
                     .map_err(write)?;
@@ -179,10 +199,30 @@ impl Writer {
                     .insert(DEVICE_SEQ_KEY, self.next_device_seq)
                     .map_err(write)?;
             }
+            // Durable in the log before the transaction becomes visible.
+            if dirty && !checkpoint && !self.log.append(&logged)? {
+                checkpoint = true;
+            }
+            if dirty && checkpoint {
+                tables
+                    .meta
+                    .insert(LOG_EPOCH_KEY, self.log.epoch() + 1)
+                    .map_err(write)?;
+            }
         }
         if dirty {
+            let durability = if checkpoint {
+                Durability::Immediate
+            } else {
+                Durability::None
+            };
+            txn.set_durability(durability)
+                .map_err(|e| StoreError::backend("set the durability", e))?;
             txn.commit()
                 .map_err(|e| StoreError::backend("commit a write", e))?;
+            if checkpoint {
+                self.checkpointed();
+            }
             self.shared.count_commit(batch.len());
         } else {
             txn.abort()
@@ -190,6 +230,99 @@ impl Writer {
         }
         Ok((answers, effects))
     }
+
+    fn begin(&self) -> Result<WriteTransaction> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::backend("begin a write transaction", e))?;
+        txn.set_quick_repair(self.quick_repair);
+        Ok(txn)
+    }
+
+    /// A durable commit of nothing but a new log epoch: persists every commit before it.
+    fn checkpoint(&mut self) -> Result<()> {
+        let mut txn = self.begin()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::backend("set the durability", e))?;
+        {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| StoreError::backend("open a table", e))?;
+            meta.insert(LOG_EPOCH_KEY, self.log.epoch() + 1)
+                .map_err(|e| StoreError::backend("write to the database", e))?;
+        }
+        txn.commit()
+            .map_err(|e| StoreError::backend("commit a checkpoint", e))?;
+        self.checkpointed();
+        Ok(())
+    }
+
+    /// After a durable commit that recorded the next epoch: the log starts afresh.
+    fn checkpointed(&mut self) {
+        self.log.reset(self.log.epoch() + 1);
+        self.last_checkpoint = Instant::now();
+    }
+}
+
+/// Replays the commit log's records (oldest first) in one durable transaction, which also
+/// records `next_epoch`; returns how many operations were replayed.
+pub(super) fn replay(db: &Database, records: &[Vec<LogOp>], next_epoch: u64) -> Result<usize> {
+    let write = |e: redb::StorageError| StoreError::backend("replay the commit log", e);
+    let mut txn = db
+        .begin_write()
+        .map_err(|e| StoreError::backend("begin a write transaction", e))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| StoreError::backend("set the durability", e))?;
+    let mut replayed = 0;
+    {
+        let mut tables = Tables::open(&txn)?;
+        let mut next_seq = tables
+            .meta
+            .get(DEVICE_SEQ_KEY)
+            .map_err(write)?
+            .map_or(0, |v| v.value());
+        for op in records.iter().flatten() {
+            match op {
+                LogOp::AddDevice {
+                    pid,
+                    uid,
+                    apptype,
+                    token,
+                    time_ms,
+                    seq,
+                    max_per_user,
+                } => {
+                    let cap = usize::try_from(*max_per_user).unwrap_or(usize::MAX);
+                    tables
+                        .add_device(*pid, *uid, apptype, token, *time_ms, *seq, cap)
+                        .map_err(write)?;
+                    next_seq = next_seq.max(seq.saturating_add(1));
+                }
+                LogOp::RemoveDevice { pid, uid, token } => {
+                    tables.remove_device(*pid, *uid, token).map_err(write)?;
+                }
+                LogOp::Generation { pid, uid, value } => {
+                    tables
+                        .generations
+                        .insert((*pid, *uid), *value)
+                        .map_err(write)?;
+                }
+            }
+            replayed += 1;
+        }
+        tables
+            .meta
+            .insert(DEVICE_SEQ_KEY, next_seq)
+            .map_err(write)?;
+        tables
+            .meta
+            .insert(LOG_EPOCH_KEY, next_epoch)
+            .map_err(write)?;
+    }
+    txn.commit()
+        .map_err(|e| StoreError::backend("commit the replayed log", e))?;
+    Ok(replayed)
 }
 
 /// The tables, open in one write transaction.
@@ -220,6 +353,7 @@ impl<'t> Tables<'t> {
         request: &Request,
         next_seq: &mut u64,
         effects: &mut Effects,
+        logged: &mut Vec<LogOp>,
         dirty: &mut bool,
     ) -> redb::Result<Result<Answer>> {
         Ok(match *request {
@@ -228,6 +362,11 @@ impl<'t> Tables<'t> {
                 match current.checked_add(1) {
                     Some(next) => {
                         self.generations.insert((pid, uid), next)?;
+                        logged.push(LogOp::Generation {
+                            pid,
+                            uid,
+                            value: next,
+                        });
                         effects.generations.push(((pid, uid), next));
                         *dirty = true;
                         Ok(Answer::Generation(next))
@@ -246,6 +385,15 @@ impl<'t> Tables<'t> {
                 let seq = *next_seq;
                 *next_seq += 1;
                 self.add_device(pid, uid, apptype, token, now_ms, seq, max_per_user)?;
+                logged.push(LogOp::AddDevice {
+                    pid,
+                    uid,
+                    apptype: apptype.clone(),
+                    token: token.clone(),
+                    time_ms: now_ms,
+                    seq,
+                    max_per_user: max_per_user as u64,
+                });
                 *dirty = true;
                 Ok(Answer::Done)
             }
@@ -255,6 +403,13 @@ impl<'t> Tables<'t> {
                 ref token,
             } => {
                 let removed = self.remove_device(pid, uid, token)?;
+                if removed {
+                    logged.push(LogOp::RemoveDevice {
+                        pid,
+                        uid,
+                        token: token.clone(),
+                    });
+                }
                 *dirty |= removed;
                 Ok(Answer::Removed(removed))
             }
