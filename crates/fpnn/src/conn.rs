@@ -120,6 +120,11 @@ impl Link {
         self.closing.is_set()
     }
 
+    /// Completes once the connection is closing or closed.
+    pub(crate) async fn closing(&self) {
+        self.closing.wait().await
+    }
+
     /// Why the connection closed, if it has.
     pub(crate) fn close_reason(&self) -> Option<Error> {
         self.lock().closed.clone()

@@ -81,6 +81,12 @@ impl Connection {
         self.inner.link.is_closed()
     }
 
+    /// Completes once the connection is closing or closed: for tasks that serve one
+    /// connection (timers, pings) and must end with it.
+    pub async fn closed(&self) {
+        self.inner.link.closing().await
+    }
+
     /// Sends a one-way quest to the client.
     pub fn push_oneway(&self, method: &str, params: &Value) -> Result<(), Error> {
         self.inner.link.oneway(method, Format::MsgPack, params)
