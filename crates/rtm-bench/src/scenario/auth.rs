@@ -223,5 +223,9 @@ pub fn run(
     if let Some((server, load, wall)) = cpu {
         run.set_cpu(server, load, wall);
     }
+    if let Some(rss) = target.rss_kib() {
+        // What a burst of short sessions leaves behind in the server.
+        run.extra.insert("server_rss_after_kib".into(), rss as f64);
+    }
     Ok(run)
 }
