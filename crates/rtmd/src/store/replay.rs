@@ -47,7 +47,19 @@ impl ReplayWindow {
     pub(crate) fn new(capacity: usize) -> Self {
         let shard_capacity = capacity.div_ceil(SHARDS).max(1);
         ReplayWindow {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            // Each shard's map is allocated at its full size up front: growing it later
+            // rehashes every sign under the shard's lock, a pause of milliseconds for the
+            // calls waiting on it (and the 16 shards fill, and grow, at the same pace). Only
+            // the map's control bytes (one per slot) are written now; the memory for the
+            // entries is touched as signs arrive.
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        expiry: HashMap::with_capacity(shard_capacity),
+                        buckets: BTreeMap::new(),
+                    })
+                })
+                .collect(),
             shard_capacity,
             capacity: shard_capacity * SHARDS,
             epoch: Instant::now(),
