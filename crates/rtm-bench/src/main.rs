@@ -107,6 +107,10 @@ struct LoadArgs {
     /// Users drawn at random from 1..=users.
     #[arg(long, default_value_t = 100_000)]
     users: u64,
+    /// Open loop: microseconds at least between two sends of one connection (quests due
+    /// meanwhile go out together, charged from their due times).
+    #[arg(long, default_value_t = 100)]
+    pace_us: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -249,6 +253,7 @@ fn load_options(global: &Global, args: &LoadArgs) -> Result<server_api::Options,
             "sdk" => true,
             other => return Err(format!("--client {other}: use raw or sdk")),
         },
+        pace: Duration::from_micros(args.pace_us),
     })
 }
 
@@ -434,6 +439,7 @@ fn run_all(
         duration,
         rate: None,
         sdk: false,
+        pace: Duration::from_micros(100),
     };
 
     // 1. gettoken, closed loop: rtmd, then the limit responder at the same N×D.

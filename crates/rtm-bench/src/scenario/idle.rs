@@ -107,6 +107,7 @@ pub fn run(target: &Target, tokens: &[(i64, String)], opts: &Options) -> Result<
         duration: Duration::from_secs(3),
         rate: None,
         sdk: false,
+        pace: Duration::ZERO,
     };
     let gettoken = server_api::run(target, &probe, "idle: gettoken probe 1x1")?;
     let logins = auth::run(

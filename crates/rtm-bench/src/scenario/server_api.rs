@@ -40,6 +40,11 @@ pub struct Options {
     pub rate: Option<f64>,
     /// `raw` or `sdk`.
     pub sdk: bool,
+    /// Open loop: the shortest time between two sends of one connection. Quests that fall
+    /// due meanwhile go out together at the next send, and are charged from their due
+    /// times; without it the sender would wake (and write) once per quest, and cost the
+    /// shared cores more than the server does.
+    pub pace: Duration,
 }
 
 /// What one connection measured.
@@ -212,13 +217,19 @@ fn open_conn_inner(
             let mut rng = Rng::new(0xCAFE + c as u64);
             let mut buf = BytesMut::with_capacity(64 * 1024);
             let mut j = 0u64;
+            let mut last_send: Option<Instant> = None;
             while j < total {
                 let due = share.due(j);
+                let wake = match last_send {
+                    Some(at) => due.max(at + ctx.opts.pace),
+                    None => due,
+                };
                 let now = Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
+                if wake > now {
+                    std::thread::sleep(wake - now);
                     continue;
                 }
+                last_send = Some(now);
                 let upto = share.due_by(now).max(j + 1);
                 for k in j..upto {
                     let seq = (k + 1) as u32;
