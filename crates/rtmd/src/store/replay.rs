@@ -20,8 +20,13 @@ use super::{Result, StoreError};
 /// How many signs the replay window of the in-process stores keeps by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1 << 20;
 
-/// Shards, so that concurrent calls rarely wait for each other.
-const SHARDS: usize = 16;
+/// Shards, so that concurrent calls rarely wait for each other, and so that each shard's
+/// map stays small: a map that grows rehashes every sign in it under the shard's lock, and
+/// the shards fill (and grow) at the same pace. With 16 shards of 64 Ki signs, those
+/// pauses reached milliseconds; with 256, a tenth of that. (Allocating the maps at their
+/// full size up front would avoid the pauses, but signs land at random places in them, so
+/// the whole capacity soon becomes resident memory even at low call rates.)
+const SHARDS: usize = 256;
 
 /// `pid` (4 bytes, big endian) then the sign's 16 bytes.
 type Key = [u8; 20];
@@ -47,19 +52,7 @@ impl ReplayWindow {
     pub(crate) fn new(capacity: usize) -> Self {
         let shard_capacity = capacity.div_ceil(SHARDS).max(1);
         ReplayWindow {
-            // Each shard's map is allocated at its full size up front: growing it later
-            // rehashes every sign under the shard's lock, a pause of milliseconds for the
-            // calls waiting on it (and the 16 shards fill, and grow, at the same pace). Only
-            // the map's control bytes (one per slot) are written now; the memory for the
-            // entries is touched as signs arrive.
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        expiry: HashMap::with_capacity(shard_capacity),
-                        buckets: BTreeMap::new(),
-                    })
-                })
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             shard_capacity,
             capacity: shard_capacity * SHARDS,
             epoch: Instant::now(),
@@ -185,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_sign_is_new_once_per_ttl() {
-        let w = ReplayWindow::new(100);
+        let w = ReplayWindow::new(100 * SHARDS);
         assert!(w.check_and_record_at(1, SIGN, TTL, 0).unwrap());
         assert!(!w.check_and_record_at(1, SIGN, TTL, 1).unwrap());
         assert!(!w.check_and_record_at(1, SIGN, TTL, 599_999).unwrap());
@@ -195,7 +188,7 @@ mod tests {
 
     #[test]
     fn case_does_not_matter_and_pids_are_apart() {
-        let w = ReplayWindow::new(100);
+        let w = ReplayWindow::new(100 * SHARDS);
         assert!(w.check_and_record_at(1, SIGN, TTL, 0).unwrap());
         assert!(!w
             .check_and_record_at(1, &SIGN.to_lowercase(), TTL, 0)
@@ -208,7 +201,7 @@ mod tests {
 
     #[test]
     fn malformed_signs_are_refused() {
-        let w = ReplayWindow::new(100);
+        let w = ReplayWindow::new(100 * SHARDS);
         for bad in [
             "",
             "abc",
@@ -255,7 +248,10 @@ mod tests {
         let same_shard = format!("00{}", "2".repeat(30));
         assert!(w.check_and_record_at(1, &first, TTL, 0).unwrap());
         let err = w.check_and_record_at(1, &same_shard, TTL, 0).unwrap_err();
-        assert!(matches!(err, StoreError::ReplayWindowFull { capacity: 16 }));
+        assert!(matches!(
+            err,
+            StoreError::ReplayWindowFull { capacity: 256 }
+        ));
         assert!(!w.check_and_record_at(1, &first, TTL, 1).unwrap());
         // Once the first expires there is room again.
         assert!(w.check_and_record_at(1, &same_shard, TTL, 600_000).unwrap());
