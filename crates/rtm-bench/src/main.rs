@@ -261,7 +261,10 @@ fn load_options(global: &Global, args: &LoadArgs) -> Result<server_api::Options,
 }
 
 fn label(target: &Target, opts: &server_api::Options) -> String {
-    let mix = opts.mix.describe().replace("=1", "");
+    let mix = match opts.mix.methods()[..] {
+        [only] => only.name().to_owned(),
+        _ => opts.mix.describe(),
+    };
     match opts.rate {
         Some(rate) => format!(
             "{mix} {} {} conns {} open {rate:.0}/s",

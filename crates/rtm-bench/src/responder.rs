@@ -2,8 +2,10 @@
 //! (header and body split, as any FPNN server must) and answers every two-way quest with one
 //! fixed answer, `{ok: true, token: <72 characters>}` (the size of a `gettoken` answer),
 //! with the quest's seq. No payload decoding, no routing, no task per quest: one task per
-//! connection that reads, answers in a batch and writes. Run against it, the same load shows
-//! what this machine's loopback, kernel and load generator allow: the ceiling.
+//! connection that reads, answers in a batch and writes. Like the gate, it closes the
+//! connection after answering `bye`, so that a login cycle ends the same way on both.
+//! Run against it, the same load shows what this machine's loopback, kernel and load
+//! generator allow: the ceiling.
 
 use bytes::{BufMut, BytesMut};
 use fpnn::{Answer, Format, Frame, FrameDecoder, Value};
@@ -49,6 +51,7 @@ async fn serve(mut stream: TcpStream, template: &'static [u8]) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let mut bye = false;
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(Frame::Quest(quest))) => {
@@ -57,6 +60,7 @@ async fn serve(mut stream: TcpStream, template: &'static [u8]) {
                         output.put_u32_le(seq);
                         output.put_slice(&template[16..]);
                     }
+                    bye |= quest.method == "bye";
                 }
                 Ok(Some(Frame::Answer(_))) => {}
                 Ok(None) => break,
@@ -68,6 +72,10 @@ async fn serve(mut stream: TcpStream, template: &'static [u8]) {
                 return;
             }
             output.clear();
+        }
+        if bye {
+            let _ = stream.shutdown().await;
+            return;
         }
         if input.capacity() < 4096 {
             input.reserve(16 * 1024);
