@@ -135,10 +135,15 @@ impl Target {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
+        // 0: rtmd's default (and a configuration that rtmd before limits.replay_capacity reads).
+        let limits = if replay_capacity > 0 {
+            format!("[limits]\nreplay_capacity = {replay_capacity}\n\n")
+        } else {
+            String::new()
+        };
         let config = format!(
             "data_dir = {dir:?}\n\n[listen]\nserver_api = \"127.0.0.1:0\"\ngate = \"127.0.0.1:0\"\n\
-             admin = \"127.0.0.1:0\"\n\n[limits]\nreplay_capacity = {replay_capacity}\n\n\
-             [[projects]]\npid = {DEV_PID}\nsecrets = [\"{secret}\"]\n",
+             admin = \"127.0.0.1:0\"\n\n{limits}[[projects]]\npid = {DEV_PID}\nsecrets = [\"{secret}\"]\n",
             dir = data_dir.display().to_string(),
         );
         let config_path = data_dir.join("rtmd.toml");
