@@ -1,27 +1,37 @@
 //! The latency chart: percentile curves of several runs in one SVG (written by hand, no
-//! plotting dependency). X: the percentile, on a scale that spreads the tail (50, 90, 99,
-//! 99.9, 99.99, max); Y: latency in milliseconds, logarithmic.
+//! plotting dependency). X: the percentile from the median up, on a scale that spreads the
+//! tail (50, 90, 99, 99.9, 99.99, max); Y: latency in milliseconds, logarithmic.
 
 use crate::report::Run;
 use std::fmt::Write;
 
-const W: f64 = 960.0;
-const H: f64 = 540.0;
+const W: f64 = 1060.0;
+const MIN_H: f64 = 540.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 290.0;
+const RIGHT: f64 = 390.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
-const COLORS: [&str; 8] = [
+const COLORS: [&str; 10] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#7f7f7f", "#bcbd22",
 ];
+/// Height of one legend entry.
+const LEGEND_ROW: f64 = 36.0;
 
-/// X position (0..=4.5) of percentile `p`: log10(1 / (1 - p)), the max drawn at 4.5.
+/// X position (0..=3.8, from p50) of percentile `p`: log10(1 / (1 - p)) − log10(2), the max
+/// drawn at the right end.
 fn x_of(p: f64) -> f64 {
-    if p >= 100.0 {
+    let x = if p >= 100.0 {
         4.5
     } else {
         (1.0 / (1.0 - p / 100.0)).log10().min(4.3)
-    }
+    };
+    (x - 2f64.log10()).max(0.0)
+}
+
+/// The x of the right end (the max).
+fn x_max() -> f64 {
+    x_of(100.0)
 }
 
 fn escape(s: &str) -> String {
@@ -34,15 +44,23 @@ fn escape(s: &str) -> String {
 pub fn svg(title: &str, runs: &[&Run]) -> String {
     let points: Vec<f64> = runs
         .iter()
-        .flat_map(|r| r.latency.curve.iter().map(|p| p[1]))
+        .flat_map(|r| {
+            r.latency
+                .curve
+                .iter()
+                .filter(|p| p[0] >= 50.0)
+                .map(|p| p[1])
+        })
         .filter(|v| *v > 0.0)
         .collect();
+    #[allow(non_snake_case)]
+    let H = MIN_H.max(TOP + 20.0 + runs.len() as f64 * LEGEND_ROW);
     let lo = points.iter().cloned().fold(f64::MAX, f64::min).max(1e-3);
     let hi = points.iter().cloned().fold(0.0, f64::max).max(lo * 10.0);
     let (y0, y1) = (lo.log10().floor(), hi.log10().ceil());
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
-    let px = |x: f64| LEFT + x / 4.5 * plot_w;
+    let px = |x: f64| LEFT + x / x_max() * plot_w;
     let py = |ms: f64| {
         let v = ms.max(lo).log10();
         TOP + plot_h - (v - y0) / (y1 - y0) * plot_h
@@ -86,7 +104,6 @@ pub fn svg(title: &str, runs: &[&Run]) -> String {
         decade += 1.0;
     }
     for (p, label) in [
-        (0.0, "0"),
         (50.0, "50"),
         (90.0, "90"),
         (99.0, "99"),
@@ -128,6 +145,7 @@ pub fn svg(title: &str, runs: &[&Run]) -> String {
             .latency
             .curve
             .iter()
+            .filter(|p| p[0] >= 50.0)
             .map(|p| format!("{:.1},{:.1}", px(x_of(p[0])), py(p[1])))
             .collect();
         let _ = writeln!(
@@ -135,7 +153,7 @@ pub fn svg(title: &str, runs: &[&Run]) -> String {
             r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
             path.join(" ")
         );
-        let ly = TOP + 10.0 + i as f64 * 34.0;
+        let ly = TOP + 10.0 + i as f64 * LEGEND_ROW;
         let lx = LEFT + plot_w + 14.0;
         let _ = writeln!(
             s,
@@ -200,9 +218,11 @@ mod tests {
 
     #[test]
     fn the_tail_is_spread_out() {
+        let log2 = 2f64.log10();
         assert_eq!(x_of(0.0), 0.0);
-        assert!((x_of(90.0) - 1.0).abs() < 1e-9);
-        assert!((x_of(99.0) - 2.0).abs() < 1e-9);
-        assert_eq!(x_of(100.0), 4.5);
+        assert_eq!(x_of(50.0), 0.0);
+        assert!((x_of(90.0) - (1.0 - log2)).abs() < 1e-9);
+        assert!((x_of(99.0) - (2.0 - log2)).abs() < 1e-9);
+        assert_eq!(x_of(100.0), x_max());
     }
 }

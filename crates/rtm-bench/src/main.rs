@@ -171,6 +171,11 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         open_connections: usize,
     },
+    /// Redraws the table and the chart of a results.json (into --out).
+    Chart {
+        /// The results file.
+        from: PathBuf,
+    },
     /// (internal) The no-work FPNN responder, run in a child process.
     #[command(hide = true)]
     Responder {
@@ -331,7 +336,7 @@ fn run_command(cli: &Cli, report: &mut Report) -> Result<(), String> {
         dirs: Vec::new(),
     };
     match &cli.command {
-        Command::Responder { .. } => unreachable!("handled in main"),
+        Command::Responder { .. } | Command::Chart { .. } => unreachable!("handled in main"),
         Command::ServerApi(args) | Command::Limit(args) => {
             let with_limit = matches!(cli.command, Command::Limit(_));
             let opts = load_options(global, args)?;
@@ -666,10 +671,18 @@ fn write_outputs(out: &Path, report: &Report) -> Result<(), String> {
     let json_path = out.join("results.json");
     std::fs::write(&json_path, json)
         .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
+    // The chart of a full run keeps to the runs behind the targets (not the SDK client's
+    // nor the shallow shapes', which are in the JSON and the table).
+    let full = report.runs.len() > 10;
     let charted: Vec<&Run> = report
         .runs
         .iter()
         .filter(|r| r.scenario != "idle" && r.latency.count > 0)
+        .filter(|r| {
+            !full
+                || (r.client != "sdk"
+                    && !(r.schedule == "closed" && r.scenario == "server-api" && r.depth == 1))
+        })
         .collect();
     if !charted.is_empty() {
         let svg = chart::svg("rtm-bench: latency by percentile", &charted);
@@ -699,6 +712,27 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rtm-bench responder: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Chart { from } = &cli.command {
+        let report: Result<Report, String> = std::fs::read_to_string(from)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
+        return match report {
+            Ok(report) => {
+                print!("{}", report.table());
+                match write_outputs(&cli.global.out, &report) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("rtm-bench: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("rtm-bench: cannot read {}: {e}", from.display());
                 ExitCode::FAILURE
             }
         };

@@ -1,11 +1,11 @@
 //! Results: what each scenario measured, as JSON, and the summary table.
 
 use crate::hist::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Latency percentiles, in milliseconds.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Latency {
     /// Values recorded.
     pub count: u64,
@@ -54,7 +54,7 @@ impl Latency {
 }
 
 /// One measured run of one scenario against one target.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Run {
     /// Scenario name, e.g. `server-api`.
     pub scenario: String,
@@ -145,7 +145,7 @@ fn fmt_cores(c: Option<f64>) -> String {
 }
 
 /// One target of the issue, judged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     /// What is measured.
     pub target: String,
@@ -160,7 +160,7 @@ pub struct Verdict {
 }
 
 /// Everything one invocation measured.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Report {
     /// The command line.
     pub command: String,
