@@ -149,7 +149,9 @@ impl Target {
         let config_path = data_dir.join("rtmd.toml");
         std::fs::write(&config_path, config)
             .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-        let mut child = Command::new(bin)
+        // Through a shell that raises the soft limit of open files to the hard one, so that
+        // rtmd can hold as many connections as the machine allows.
+        let mut child = raised_nofile(bin)
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "warn")
@@ -180,7 +182,7 @@ impl Target {
     /// Starts the no-work responder (`rtm-bench responder`) in a child process.
     pub fn start_responder() -> Result<Target, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find rtm-bench: {e}"))?;
-        let mut child = Command::new(exe)
+        let mut child = raised_nofile(&exe)
             .args(["responder", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -230,6 +232,30 @@ impl Target {
     pub fn cpu(&self) -> Option<Duration> {
         cpu_time(&format!("/proc/{}/stat", self.os_pid?))
     }
+}
+
+/// A command that runs `program` with the soft limit of open files raised to the hard one
+/// (`sh -c 'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"'`); `exec` keeps the process id, so the
+/// child's pid is the program's.
+fn raised_nofile(program: &Path) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; exec \"$0\" \"$@\"")
+        .arg(program);
+    command
+}
+
+/// This process's soft and hard limits of open files, from `/proc/self/limits`.
+pub fn nofile_limits() -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut numbers = line["Max open files".len()..].split_whitespace();
+    let parse = |v: Option<&str>| match v? {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    };
+    Some((parse(numbers.next())?, parse(numbers.next())?))
 }
 
 /// `VmRSS` of a process, in KiB.

@@ -28,6 +28,21 @@ pub fn run(target: &Target, tokens: &[(i64, String)], opts: &Options) -> Result<
     if tokens.is_empty() {
         return Err("no tokens".into());
     }
+    if let Some((soft, hard)) = crate::target::nofile_limits() {
+        let needed = opts.connections as u64 + 256;
+        if soft < needed {
+            let what_to_do = if needed <= hard {
+                format!("run `ulimit -n {needed}` first")
+            } else {
+                format!("the hard limit is {hard}: raise it, or open fewer (-k)")
+            };
+            return Err(format!(
+                "{} connections need about {needed} open files in rtm-bench, but its limit is \
+                 {soft}: {what_to_do}",
+                opts.connections
+            ));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
