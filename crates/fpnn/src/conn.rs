@@ -120,6 +120,11 @@ impl Link {
         self.closing.is_set()
     }
 
+    /// Completes once the connection is closing or closed.
+    pub(crate) async fn closing(&self) {
+        self.closing.wait().await
+    }
+
     /// Why the connection closed, if it has.
     pub(crate) fn close_reason(&self) -> Option<Error> {
         self.lock().closed.clone()
@@ -190,16 +195,20 @@ impl Link {
     /// Sends a handler's result as the answer to quest `seq` (nothing for a one-way quest).
     pub(crate) fn answer_result(&self, seq: Option<u32>, format: Format, result: HandlerResult) {
         let Some(seq) = seq else { return };
-        let answer = match result {
-            Ok(body) => Answer::ok(seq, format, &body).unwrap_or_else(|e| {
-                let error =
-                    ErrorAnswer::new(code::CORE_ENCODING, format!("cannot encode answer: {e}"));
-                Answer::error(seq, format, &error)
-            }),
-            Err(error) => Answer::error(seq, format, &error),
-        };
         // A connection that closed meanwhile cannot take the answer; nothing else to do.
-        let _ = self.answer(answer);
+        let _ = self.answer(answer_of(seq, format, result));
+    }
+
+    /// Encodes a handler's result as the answer to quest `seq` at the end of `out`, for a
+    /// batch sent later with [`Link::send_bytes`].
+    pub(crate) fn encode_result(
+        out: &mut BytesMut,
+        seq: u32,
+        format: Format,
+        result: HandlerResult,
+    ) {
+        // An answer frame always encodes: its payload is never empty.
+        let _ = Frame::Answer(answer_of(seq, format, result)).encode_into(out);
     }
 
     /// Answers a quest with an error (nothing for a one-way quest).
@@ -315,6 +324,17 @@ impl Link {
     }
 }
 
+/// The answer to quest `seq` that a handler's result makes.
+fn answer_of(seq: u32, format: Format, result: HandlerResult) -> Answer {
+    match result {
+        Ok(body) => Answer::ok(seq, format, &body).unwrap_or_else(|e| {
+            let error = ErrorAnswer::new(code::CORE_ENCODING, format!("cannot encode answer: {e}"));
+            Answer::error(seq, format, &error)
+        }),
+        Err(error) => Answer::error(seq, format, &error),
+    }
+}
+
 /// Removes a two-way quest from the pending table when its waiter goes away, including when
 /// the waiting future is dropped before the answer or the timeout.
 struct PendingGuard<'a> {
@@ -332,6 +352,11 @@ impl Drop for PendingGuard<'_> {
 pub(crate) trait QuestSink: Send + 'static {
     /// Handles one quest. An error closes the connection with that reason.
     fn quest(&mut self, quest: Quest) -> Result<(), Error>;
+
+    /// Called once the frames of one read have been handed to [`QuestSink::quest`], before
+    /// the reader waits for more bytes: a sink that holds answers back to send them in one
+    /// batch sends them now.
+    fn flush(&mut self) {}
 }
 
 /// Options of the read loop.
@@ -375,16 +400,19 @@ async fn read_loop(
                 Ok(Some(Frame::Answer(answer))) => link.deliver(answer),
                 Ok(Some(Frame::Quest(quest))) => {
                     if let Err(reason) = sink.quest(quest) {
+                        sink.flush();
                         return reason;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    sink.flush();
                     tracing::debug!(peer = %link.peer(), error = %e, "bad frame, closing");
                     return Error::InvalidConnection(format!("bad frame from peer: {e}"));
                 }
             }
         }
+        sink.flush();
         if buf.is_empty() && buf.capacity() > 0 {
             // Give the memory back while the connection is quiet.
             buf = BytesMut::new();
@@ -442,20 +470,37 @@ async fn write_loop(
     let mut cut = false;
     while !closing {
         let Some(first) = out.recv().await else { break };
+        // A lone frame (often a whole batch of answers already) is written as it is; several
+        // are gathered into `buf` first, so that one write carries them all.
+        let mut lone: Option<Bytes> = None;
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
-                Outgoing::Frame(bytes) => buf.extend_from_slice(&bytes),
+                Outgoing::Frame(bytes) => {
+                    if buf.is_empty() && lone.is_none() {
+                        lone = Some(bytes);
+                    } else {
+                        if let Some(earlier) = lone.take() {
+                            buf.extend_from_slice(&earlier);
+                        }
+                        buf.extend_from_slice(&bytes);
+                    }
+                }
                 Outgoing::Close => {
                     closing = true;
                     break;
                 }
             }
-            if buf.len() < WRITE_BATCH {
+            let queued = buf.len() + lone.as_ref().map_or(0, Bytes::len);
+            if queued < WRITE_BATCH {
                 next = out.try_recv().ok();
             }
         }
-        if !buf.is_empty() {
+        let pending: &[u8] = match &lone {
+            Some(bytes) => bytes,
+            None => &buf,
+        };
+        if !pending.is_empty() {
             tokio::select! {
                 biased;
                 _ = &mut cut_off => {
@@ -463,7 +508,7 @@ async fn write_loop(
                     cut = true;
                     break;
                 }
-                written = writer.write_all(&buf) => {
+                written = writer.write_all(pending) => {
                     if let Err(e) = written {
                         link.close(Error::InvalidConnection(format!("write failed: {e}")));
                         break;

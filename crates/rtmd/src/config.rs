@@ -15,6 +15,7 @@
 //! idle_timeout = "60s"
 //! auth_timeout = "5s"
 //! client_ping_interval = "20s"
+//! replay_capacity = 4194304         # signs remembered against replays (~34 B each)
 //!
 //! [redis]                            # only with store = "redis://..." (cluster mode)
 //! key_prefix = "rtm"                 # every key and channel starts with it
@@ -157,6 +158,14 @@ pub struct Limits {
     /// How long graceful shutdown waits for in-flight calls. Default 10 s.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// How many server API signs the replay window of the embedded store remembers (about
+    /// 34 bytes each). A sign is kept until its `ts` leaves the project's `sign_window`
+    /// (about `sign_window` for a client whose clock is right), so this bounds the sustained
+    /// rate of signed calls to about `replay_capacity / sign_window`: with the defaults
+    /// (4 Mi signs, 300 s), some 14,000 calls a second; beyond that, calls fail (200999,
+    /// "replay window full") until signs expire. Size it for the node's peak rate. Default
+    /// 4194304. (In cluster mode the window lives in Redis, with no such cap.)
+    pub replay_capacity: usize,
 }
 
 impl Default for Limits {
@@ -168,6 +177,7 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(5),
             client_ping_interval: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(10),
+            replay_capacity: crate::store::DEFAULT_REPLAY_CAPACITY,
         }
     }
 }
@@ -349,6 +359,9 @@ impl Config {
         }
         if limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if limits.replay_capacity == 0 {
+            return Err(invalid("limits.replay_capacity", "must be at least 1"));
         }
         for (field, value) in [
             ("limits.idle_timeout", limits.idle_timeout),

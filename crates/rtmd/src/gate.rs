@@ -39,7 +39,12 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
             let conn = conn.clone();
             let limit = on_connect.config.limits.auth_timeout;
             tokio::spawn(async move {
-                tokio::time::sleep(limit).await;
+                // Ends with the connection, so that a short session (auth, bye) leaves no
+                // timer and no connection state behind for the rest of the limit.
+                tokio::select! {
+                    _ = tokio::time::sleep(limit) => {}
+                    _ = conn.closed() => return,
+                }
                 if conn.data::<Session>().is_none() && !conn.is_closed() {
                     tracing::debug!(peer = %conn.peer_addr(), "no auth in time, closing");
                     conn.close();
@@ -205,9 +210,10 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
 async fn ping_loop(conn: Connection, interval: Duration) {
     let mut missed = 0;
     loop {
-        tokio::time::sleep(interval).await;
-        if conn.is_closed() {
-            return;
+        // Ends with the connection, not up to `interval` later.
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = conn.closed() => return,
         }
         match conn.push_quest("ping", &Value::map(), Some(interval)).await {
             // Any answer, even an error answer, shows the client is there.

@@ -90,11 +90,11 @@ impl Metrics {
 
     /// Records one store operation.
     pub fn store_op(&self, took: Duration, ok: bool) {
+        // One counter per operation (the smallest bucket that holds it); `render` adds them
+        // up into Prometheus' cumulative buckets. Fewer shared counters touched per call.
         let secs = took.as_secs_f64();
-        for (bucket, bound) in self.store_buckets.iter().zip(LATENCY_BUCKETS) {
-            if secs <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|&bound| secs <= bound) {
+            self.store_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.store_count.fetch_add(1, Ordering::Relaxed);
         self.store_sum_micros
@@ -180,11 +180,12 @@ impl Metrics {
             "# HELP rtmd_store_latency_seconds Latency of store operations."
         );
         let _ = writeln!(out, "# TYPE rtmd_store_latency_seconds histogram");
+        let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.store_buckets) {
+            cumulative += get(bucket);
             let _ = writeln!(
                 out,
-                "rtmd_store_latency_seconds_bucket{{le=\"{bound}\"}} {}",
-                get(bucket)
+                "rtmd_store_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = get(&self.store_count);
@@ -235,6 +236,7 @@ mod tests {
         assert!(text.contains("rtmd_auth_total{result=\"revoked\"} 1"));
         assert!(text.contains("rtmd_store_latency_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("rtmd_store_latency_seconds_bucket{le=\"0.00025\"} 0"));
+        assert!(text.contains("rtmd_store_latency_seconds_bucket{le=\"2.5\"} 1"));
         assert!(text.contains("rtmd_store_up 1"));
     }
 }

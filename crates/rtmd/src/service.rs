@@ -6,7 +6,7 @@ use crate::config::{Config, StoreKind};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::state::State;
-use crate::store::{EmbeddedStore, RedisStore, Store, StoreError};
+use crate::store::{EmbeddedOptions, EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::Tokens;
 use crate::{gate, server_api};
 use fpnn::server::{Server, ServerConfig};
@@ -59,7 +59,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match config.store_kind() {
         StoreKind::Embedded => {
             let dir = config.data_dir.clone();
-            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(dir))
+            let options = EmbeddedOptions {
+                replay_capacity: config.limits.replay_capacity,
+                ..EmbeddedOptions::default()
+            };
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open_with(dir, options))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("store open task failed: {e}")))??;
             Ok(Arc::new(store))

@@ -3,7 +3,9 @@
 //! `sign = UPPER_HEX(MD5("{pid}:{secret}:{salt}:{method}:{ts}"))`, compared without regard to
 //! case and in constant time, against every secret of the project (rotation). Then `ts` must
 //! be within the project's window of the server clock, and the `(pid, sign)` pair must not
-//! have been seen within twice that window (replay). The legacy form, without `ts`, signs
+//! have been seen while that `ts` is inside the window (replay; once it is outside, the `ts`
+//! check refuses the quest anyway, so the sign need not be kept longer). The legacy form,
+//! without `ts`, has no such bound: its signs are kept for twice the window. It signs
 //! `"{pid}:{secret}:{salt}"` and is accepted only when the project enables it.
 
 use crate::config::Project;
@@ -47,7 +49,7 @@ pub fn check<'a>(
     let matches = |expected: String| constant_time_eq(expected.as_bytes(), given.as_bytes());
     let salt64 = i64::try_from(salt);
     let window = project.sign_window;
-    match ts {
+    let replay_ttl = match ts {
         Some(ts) => {
             let signed_ok =
                 project
@@ -74,6 +76,9 @@ pub fn check<'a>(
                     ),
                 ));
             }
+            // Until `ts` leaves the window, plus a second for the clock's granularity.
+            let left = ts + i128::from(window.as_secs()) - i128::from(now_secs) + 1;
+            Duration::from_secs(u64::try_from(left.max(1)).unwrap_or(1)).min(window * 2)
         }
         None => {
             if !project.legacy_sign {
@@ -92,12 +97,13 @@ pub fn check<'a>(
             if !signed_ok {
                 return Err(bad_sign(project.pid));
             }
+            window * 2
         }
-    }
+    };
     Ok(Signed {
         project,
         sign: given,
-        replay_ttl: window * 2,
+        replay_ttl,
     })
 }
 
@@ -175,6 +181,32 @@ mod tests {
             entries[1].1 = Value::from(lower);
         }
         assert!(check(&ps, "gettoken", &q, NOW).is_ok());
+    }
+
+    #[test]
+    fn signs_are_remembered_while_their_ts_is_in_the_window() {
+        let ps = projects(true);
+        let ttl = |ts: i64| {
+            check(
+                &ps,
+                "gettoken",
+                &quest(7, "new-secret", 9, "gettoken", ts),
+                NOW,
+            )
+            .unwrap()
+            .replay_ttl
+        };
+        // The default window is 300 s.
+        assert_eq!(ttl(NOW), Duration::from_secs(301));
+        assert_eq!(ttl(NOW - 300), Duration::from_secs(1));
+        assert_eq!(ttl(NOW + 300), Duration::from_secs(600));
+        let legacy = Value::map()
+            .with("pid", 7)
+            .with("sign", sign_legacy(7, "new-secret", 5))
+            .with("salt", 5)
+            .with("uid", 1);
+        let signed = check(&ps, "gettoken", &legacy, NOW).unwrap();
+        assert_eq!(signed.replay_ttl, Duration::from_secs(600));
     }
 
     #[test]

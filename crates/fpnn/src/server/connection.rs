@@ -81,6 +81,12 @@ impl Connection {
         self.inner.link.is_closed()
     }
 
+    /// Completes once the connection is closing or closed: for tasks that serve one
+    /// connection (timers, pings) and must end with it.
+    pub async fn closed(&self) {
+        self.inner.link.closing().await
+    }
+
     /// Sends a one-way quest to the client.
     pub fn push_oneway(&self, method: &str, params: &Value) -> Result<(), Error> {
         self.inner.link.oneway(method, Format::MsgPack, params)
@@ -130,7 +136,12 @@ impl Connection {
 
     /// Called after a quest's answer was queued.
     pub(crate) fn quest_answered(&self) {
-        let left = self.inner.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.quests_answered(1);
+    }
+
+    /// Called after the answers of `n` quests were queued.
+    pub(crate) fn quests_answered(&self, n: usize) {
+        let left = self.inner.in_flight.fetch_sub(n, Ordering::AcqRel) - n;
         if left == 0 && self.inner.close_when_answered.load(Ordering::Acquire) {
             self.close();
         }
