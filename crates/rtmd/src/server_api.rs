@@ -65,7 +65,9 @@ enum Call<'a> {
 }
 
 async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerResult {
-    let signed = signature::check(&state.projects, method, params, unix_secs())?;
+    // One reading of the clock serves the signature's `ts` check and the token's issue time.
+    let now_secs = unix_secs();
+    let signed = signature::check(&state.projects, method, params, now_secs)?;
     let project = signed.project;
     let uid = want_uid(params)?;
     let call = match method {
@@ -101,7 +103,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
     match call {
         Call::GetToken => {
             let generation = state.store_op(store.generation(pid, uid)).await?;
-            let now = unix_secs().max(0) as u64;
+            let now = now_secs.max(0) as u64;
             let token = state
                 .tokens
                 .mint(pid, uid, generation, now, project.token_ttl.as_secs());
