@@ -92,7 +92,7 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
         .store_op(
             state
                 .store
-                .check_and_record_sign(project.pid, &signed.sign, signed.replay_ttl),
+                .check_and_record_sign(project.pid, signed.sign, signed.replay_ttl),
         )
         .await?;
     if !fresh {

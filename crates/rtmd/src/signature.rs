@@ -11,8 +11,8 @@
 use crate::config::Project;
 use crate::params::{opt_int, want_int, want_str};
 use fpnn::{ErrorAnswer, Value};
+use md5::{Digest, Md5};
 use rtm_server_sdk::code;
-use rtm_server_sdk::sign::{sign, sign_legacy, upper_hex_md5};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use std::time::Duration;
 pub struct Signed<'a> {
     /// The project.
     pub project: &'a Project,
-    /// The sign, upper-cased, for the replay window.
-    pub sign: String,
+    /// The sign as the quest gave it, for the replay window (which ignores its case).
+    pub sign: &'a str,
     /// How long to remember it.
     pub replay_ttl: Duration,
 }
@@ -31,7 +31,7 @@ pub struct Signed<'a> {
 pub fn check<'a>(
     projects: &'a HashMap<i32, Project>,
     method: &str,
-    params: &Value,
+    params: &'a Value,
     now_secs: i64,
 ) -> Result<Signed<'a>, ErrorAnswer> {
     let pid = want_int(params, "pid")?;
@@ -44,9 +44,11 @@ pub fn check<'a>(
         .ok_or_else(|| {
             ErrorAnswer::new(code::INVALID_PID_OR_SIGN, format!("unknown project {pid}"))
         })?;
-    let given = given.to_ascii_uppercase();
-    // The integers enter the signed text as the client wrote them: in decimal.
-    let matches = |expected: String| constant_time_eq(expected.as_bytes(), given.as_bytes());
+    // The sign is the digest in hex, of either case; anything else matches no secret.
+    let given_digest = digest_from_hex(given);
+    let matches = |expected: [u8; 16]| {
+        given_digest.is_some_and(|given| constant_time_eq(&expected, &given))
+    };
     let salt64 = i64::try_from(salt);
     let window = project.sign_window;
     let replay_ttl = match ts {
@@ -56,9 +58,11 @@ pub fn check<'a>(
                     .secrets
                     .iter()
                     .any(|secret| match (salt64, i64::try_from(ts)) {
-                        (Ok(salt), Ok(ts)) => matches(sign(project.pid, secret, salt, method, ts)),
+                        (Ok(salt), Ok(ts)) => {
+                            matches(sign_digest(project.pid, secret, salt, Some((method, ts))))
+                        }
                         // Out-of-range integers: sign over their decimal text all the same.
-                        _ => matches(upper_md5_text(&format!(
+                        _ => matches(md5_of(&format!(
                             "{}:{secret}:{salt}:{method}:{ts}",
                             project.pid
                         ))),
@@ -91,8 +95,8 @@ pub fn check<'a>(
                 ));
             }
             let signed_ok = project.secrets.iter().any(|secret| match salt64 {
-                Ok(salt) => matches(sign_legacy(project.pid, secret, salt)),
-                Err(_) => matches(upper_md5_text(&format!("{}:{secret}:{salt}", project.pid))),
+                Ok(salt) => matches(sign_digest(project.pid, secret, salt, None)),
+                Err(_) => matches(md5_of(&format!("{}:{secret}:{salt}", project.pid))),
             });
             if !signed_ok {
                 return Err(bad_sign(project.pid));
@@ -105,6 +109,85 @@ pub fn check<'a>(
         sign: given,
         replay_ttl,
     })
+}
+
+/// The MD5 digest of the signed text, `pid:secret:salt:method:ts` (or, for the legacy form
+/// without `method_ts`, `pid:secret:salt`), fed to the hasher piece by piece instead of
+/// formatted into a string first: the digest of [`rtm_server_sdk::sign::sign`].
+fn sign_digest(pid: i32, secret: &str, salt: i64, method_ts: Option<(&str, i64)>) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    md5.update(Decimal::new(pid.into()).as_bytes());
+    md5.update(b":");
+    md5.update(secret.as_bytes());
+    md5.update(b":");
+    md5.update(Decimal::new(salt).as_bytes());
+    if let Some((method, ts)) = method_ts {
+        md5.update(b":");
+        md5.update(method.as_bytes());
+        md5.update(b":");
+        md5.update(Decimal::new(ts).as_bytes());
+    }
+    md5.finalize().into()
+}
+
+/// The MD5 digest of a text built from integers the typed [`sign_digest`] cannot take (an
+/// unsigned salt above `i64::MAX`, say).
+fn md5_of(text: &str) -> [u8; 16] {
+    Md5::digest(text.as_bytes()).into()
+}
+
+/// An integer's decimal text, written into a stack buffer.
+struct Decimal {
+    /// The text is `digits[start..]`; 20 digits and a sign hold every `i64`.
+    digits: [u8; 21],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(n: i64) -> Decimal {
+        let mut digits = [0u8; 21];
+        let mut start = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            start -= 1;
+            digits[start] = b'-';
+        }
+        Decimal { digits, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
+/// The 16 bytes a sign of 32 hex digits (either case) spells; `None` for anything else.
+fn digest_from_hex(sign: &str) -> Option<[u8; 16]> {
+    let digits = sign.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut digest = [0u8; 16];
+    for (byte, pair) in digest.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = hex_value(pair[0])? << 4 | hex_value(pair[1])?;
+    }
+    Some(digest)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn bad_sign(pid: i32) -> ErrorAnswer {
@@ -122,12 +205,6 @@ pub fn replayed() -> ErrorAnswer {
     )
 }
 
-/// The signature over a text built from integers the SDK's typed signer cannot take (an
-/// unsigned salt above `i64::MAX`, say).
-fn upper_md5_text(text: &str) -> String {
-    upper_hex_md5(text.as_bytes())
-}
-
 /// Compares two byte strings in time that depends only on their length.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -139,6 +216,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtm_server_sdk::sign::{sign, sign_legacy, upper_hex_md5};
 
     fn projects(legacy: bool) -> HashMap<i32, Project> {
         let mut p = Project::new(7, "new-secret");
@@ -157,6 +235,51 @@ mod tests {
     }
 
     const NOW: i64 = 1_700_000_000;
+
+    /// The upper-case hex of a digest, as the SDK spells signs.
+    fn hex(digest: [u8; 16]) -> String {
+        digest.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    #[test]
+    fn piecewise_digests_are_the_sdk_signs() {
+        let ints = [0, 1, -1, 9, 10, 123, -45_678, 1_700_000_000, i64::MAX, i64::MIN];
+        for &a in &ints {
+            for &b in &ints {
+                for secret in ["", "secret", "a:b"] {
+                    let pid = a as i32;
+                    assert_eq!(
+                        hex(sign_digest(pid, secret, a, Some(("gettoken", b)))),
+                        sign(pid, secret, a, "gettoken", b),
+                        "{pid} {secret} {a} {b}"
+                    );
+                    assert_eq!(
+                        hex(sign_digest(pid, secret, b, None)),
+                        sign_legacy(pid, secret, b)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, -7, 10, 99, 100, -100, i64::MAX, i64::MIN] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn hex_signs_of_either_case() {
+        let digest: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
+        let upper = hex(digest);
+        assert_eq!(digest_from_hex(&upper), Some(digest));
+        assert_eq!(digest_from_hex(&upper.to_lowercase()), Some(digest));
+        for bad in ["", &upper[..31], &format!("{upper}0"), &upper.replace('1', "g")] {
+            assert_eq!(digest_from_hex(bad), None, "{bad}");
+        }
+        assert_eq!(digest_from_hex(&format!("é{}", &upper[..30])), None);
+    }
 
     #[test]
     fn good_signs_with_any_secret_and_any_case() {
@@ -282,7 +405,7 @@ mod tests {
         let text = format!("7:new-secret:{salt}:gettoken:{NOW}");
         let q = Value::map()
             .with("pid", 7)
-            .with("sign", upper_md5_text(&text))
+            .with("sign", upper_hex_md5(text.as_bytes()))
             .with("salt", salt)
             .with("ts", NOW)
             .with("uid", 1);
