@@ -22,6 +22,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod gate;
+mod hex;
 pub mod metrics;
 pub mod params;
 pub mod server_api;

@@ -9,6 +9,7 @@
 //! `"{pid}:{secret}:{salt}"` and is accepted only when the project enables it.
 
 use crate::config::Project;
+use crate::hex::digest_from_hex;
 use crate::params::{opt_int, want_int, want_str};
 use fpnn::{ErrorAnswer, Value};
 use md5::{Digest, Md5};
@@ -168,28 +169,6 @@ impl Decimal {
     }
 }
 
-/// The 16 bytes a sign of 32 hex digits (either case) spells; `None` for anything else.
-fn digest_from_hex(sign: &str) -> Option<[u8; 16]> {
-    let digits = sign.as_bytes();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut digest = [0u8; 16];
-    for (byte, pair) in digest.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = hex_value(pair[0])? << 4 | hex_value(pair[1])?;
-    }
-    Some(digest)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn bad_sign(pid: i32) -> ErrorAnswer {
     ErrorAnswer::new(
         code::INVALID_PID_OR_SIGN,
@@ -267,18 +246,6 @@ mod tests {
         for n in [0, 7, -7, 10, 99, 100, -100, i64::MAX, i64::MIN] {
             assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
         }
-    }
-
-    #[test]
-    fn hex_signs_of_either_case() {
-        let digest: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
-        let upper = hex(digest);
-        assert_eq!(digest_from_hex(&upper), Some(digest));
-        assert_eq!(digest_from_hex(&upper.to_lowercase()), Some(digest));
-        for bad in ["", &upper[..31], &format!("{upper}0"), &upper.replace('1', "g")] {
-            assert_eq!(digest_from_hex(bad), None, "{bad}");
-        }
-        assert_eq!(digest_from_hex(&format!("é{}", &upper[..30])), None);
     }
 
     #[test]

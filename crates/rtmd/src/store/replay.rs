@@ -21,6 +21,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Result, StoreError};
+use crate::hex::digest_from_hex;
 
 /// How many signs the replay window of the in-process stores keeps by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 4 << 20;
@@ -172,16 +173,7 @@ fn key(pid: i32, sign: &str) -> Result<Key> {
         what: "sign",
         detail: format!("expected 32 hex digits, got {} bytes", sign.len()),
     };
-    let digits = sign.as_bytes();
-    if digits.len() != 32 {
-        return Err(invalid());
-    }
-    let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-        let hi = hex_value(pair[0]).ok_or_else(invalid)?;
-        let lo = hex_value(pair[1]).ok_or_else(invalid)?;
-        *byte = hi << 4 | lo;
-    }
+    let bytes = digest_from_hex(sign).ok_or_else(invalid)?;
     let [first, second] = [&bytes[..8], &bytes[8..]].map(|half| {
         let mut word = [0u8; 8];
         word.copy_from_slice(half);
@@ -191,15 +183,6 @@ fn key(pid: i32, sign: &str) -> Result<Key> {
     // the shift, so a change anywhere in the sign changes the key.
     let folded = second.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 8;
     Ok(first ^ folded ^ u64::from(pid as u32))
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
