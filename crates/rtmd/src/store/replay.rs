@@ -2,21 +2,25 @@
 //!
 //! A sign is remembered until its time to live has passed, then forgotten. Each entry is a
 //! 64-bit key — the sign's 16 bytes (an MD5 digest, so uniformly distributed) folded into 8,
-//! with the project id folded in too — in a map (key → expiry) that answers "seen?", and
+//! with the project id folded in too — in a table (key → expiry) that answers "seen?", and
 //! again in a bucket by the second in which it expires, so that purging costs only the
 //! entries that did expire. Purging runs on every call, on the shard the call touches. Two
 //! different signs share a key with probability 2^-64 per pair, which would refuse the later
 //! one as a replay: at ten million live signs, about one call in 10^12.
 //!
+//! The table is far larger than the CPU's caches and signs land in it at random, so each
+//! call's lookup is a cache miss, and that miss is most of what the window costs. Its slots
+//! hold the key and the expiry side by side ([`SignTable`]): the lookup and the insert that
+//! follows touch one cache line.
+//!
 //! Memory is bounded by a capacity: a full window refuses new signs with
 //! [`StoreError::ReplayWindowFull`] instead of forgetting one early, since forgetting would let
-//! a replay through. An entry costs about 34 bytes (16 in the map at its load factor, 8 in
-//! its bucket), so the default capacity, [`DEFAULT_REPLAY_CAPACITY`] (4 Mi signs), holds at
-//! most about 140 MiB and, at the default 300-second window, covers some 14,000 signed calls
-//! a second.
+//! a replay through. An entry costs about 35 bytes (a 16-byte slot in a table filled to
+//! between 3/8 and 3/4, 8 in its bucket), so the default capacity, [`DEFAULT_REPLAY_CAPACITY`]
+//! (4 Mi signs), holds at most about 200 MiB and, at the default 300-second window, covers
+//! some 14,000 signed calls a second.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,35 +31,15 @@ use crate::hex::digest_from_hex;
 pub const DEFAULT_REPLAY_CAPACITY: usize = 4 << 20;
 
 /// Shards, so that concurrent calls rarely wait for each other, and so that each shard's
-/// set stays small: a set that grows rehashes every sign in it under the shard's lock, and
-/// the shards fill (and grow) at the same pace. With 16 shards of 64 Ki signs, those
-/// pauses reached milliseconds; with 256, a tenth of that. (Allocating the sets at their
+/// table stays small: a table that grows rehashes every sign in it under the shard's lock,
+/// and the shards fill (and grow) at the same pace. With 16 shards of 64 Ki signs, those
+/// pauses reached milliseconds; with 256, a tenth of that. (Allocating the tables at their
 /// full size up front would avoid the pauses, but signs land at random places in them, so
 /// the whole capacity soon becomes resident memory even at low call rates.)
 const SHARDS: usize = 256;
 
 /// The window's key: see the module documentation.
 type Key = u64;
-
-/// Hashes a key, which is already uniformly distributed, by moving its top byte (the
-/// shard's, the same for every key of a shard) out of the bits the table uses.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0.rotate_right(8)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed here; fold anything else in anyway.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key;
-    }
-}
 
 /// The signs seen recently, with their expiry.
 pub(crate) struct ReplayWindow {
@@ -67,8 +51,8 @@ pub(crate) struct ReplayWindow {
 
 #[derive(Default)]
 struct Shard {
-    /// Milliseconds since `epoch` at which each sign expires.
-    expiry: HashMap<Key, u64, BuildHasherDefault<KeyHasher>>,
+    /// The expiry of each sign.
+    table: SignTable,
     /// Signs by the second (since `epoch`) at whose start all of them have expired.
     buckets: BTreeMap<u64, Vec<Key>>,
 }
@@ -105,24 +89,30 @@ impl ReplayWindow {
 
         let shard = &self.shards[(key >> 56) as usize % SHARDS];
         // A panic elsewhere cannot leave a shard half-updated in a way that matters: at worst
-        // a sign is in a bucket but not in the map, and purging tolerates that.
+        // a sign is in a bucket but not in the table, and purging tolerates that.
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         shard.purge(now);
 
-        let live = shard.expiry.get(&key).is_some_and(|&until| until > now);
-        if live {
-            return Ok(false);
+        let found = shard.table.find(key);
+        if let Ok(at) = found {
+            if shard.table.expiry_at(at) > now {
+                return Ok(false);
+            }
         }
         if expiry <= now {
             // A zero time to live: nothing to remember.
             return Ok(true);
         }
-        if !shard.expiry.contains_key(&key) && shard.expiry.len() >= self.shard_capacity {
-            return Err(StoreError::ReplayWindowFull {
-                capacity: self.capacity,
-            });
+        match found {
+            // Expired but not purged yet: remembered again, with the new expiry.
+            Ok(at) => shard.table.set_expiry_at(at, expiry),
+            Err(_) if shard.table.len() >= self.shard_capacity => {
+                return Err(StoreError::ReplayWindowFull {
+                    capacity: self.capacity,
+                })
+            }
+            Err(empty) => shard.table.insert_at(empty, key, expiry),
         }
-        shard.expiry.insert(key, expiry);
         shard
             .buckets
             .entry(expiry.div_ceil(1000))
@@ -136,12 +126,7 @@ impl ReplayWindow {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .expiry
-                    .len()
-            })
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).table.len())
             .sum()
     }
 }
@@ -156,10 +141,134 @@ impl Shard {
             for key in entry.remove() {
                 // The sign may have been recorded again since (after it expired), with a
                 // later expiry: keep it then.
-                if self.expiry.get(&key).is_some_and(|&e| e <= now) {
-                    self.expiry.remove(&key);
+                if let Ok(at) = self.table.find(key) {
+                    if self.table.expiry_at(at) <= now {
+                        self.table.remove_at(at);
+                    }
                 }
             }
+        }
+    }
+}
+
+/// A hash table from key to expiry, with open addressing and linear probing: a key lives in
+/// the first free slot at or after its home slot (taken from the key's low bits, which are
+/// uniformly distributed), and a lookup reads slots from the home on until it finds the key
+/// or a free slot. Each slot holds the key and its expiry together, 16 bytes, four to a
+/// cache line, so a lookup and the insert after it mostly touch one line.
+///
+/// It is kept between 3/8 and 3/4 full (then a lookup of an absent key reads about 8.5
+/// slots at worst, 2.5 on average); it starts small and doubles.
+#[derive(Default)]
+struct SignTable {
+    /// A power of two in length (or empty).
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+/// A slot of a [`SignTable`]: free while its expiry is 0 (an expiry is always after the
+/// time it was recorded at, so never 0).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: Key,
+    expiry: u64,
+}
+
+impl Slot {
+    fn is_free(&self) -> bool {
+        self.expiry == 0
+    }
+}
+
+/// The size of a table's first allocation.
+const FIRST_SLOTS: usize = 16;
+
+impl SignTable {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Where the search for `key` starts.
+    fn home(&self, key: Key) -> usize {
+        key as usize & self.mask()
+    }
+
+    /// The slot holding `key`, or else the free slot where it would go.
+    fn find(&self, key: Key) -> std::result::Result<usize, usize> {
+        if self.slots.is_empty() {
+            return Err(0);
+        }
+        let mut at = self.home(key);
+        loop {
+            let slot = &self.slots[at];
+            if slot.is_free() {
+                return Err(at);
+            }
+            if slot.key == key {
+                return Ok(at);
+            }
+            at = (at + 1) & self.mask();
+        }
+    }
+
+    fn expiry_at(&self, at: usize) -> u64 {
+        self.slots[at].expiry
+    }
+
+    fn set_expiry_at(&mut self, at: usize, expiry: u64) {
+        self.slots[at].expiry = expiry;
+    }
+
+    /// Adds `key` at `at`, the free slot [`find`](Self::find) gave for it (growing the table
+    /// first when it is getting full, which moves the key's place).
+    fn insert_at(&mut self, at: usize, key: Key, expiry: u64) {
+        debug_assert!(expiry != 0, "an expiry of 0 marks a free slot");
+        let at = if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+            self.find(key).expect_err("a key is inserted once")
+        } else {
+            at
+        };
+        self.slots[at] = Slot { key, expiry };
+        self.len += 1;
+    }
+
+    /// Frees the slot at `at`, then moves later keys of the same run back into the hole
+    /// where their search would otherwise stop early (deletion without tombstones).
+    fn remove_at(&mut self, at: usize) {
+        let mask = self.mask();
+        let mut hole = at;
+        let mut next = (hole + 1) & mask;
+        loop {
+            let slot = self.slots[next];
+            if slot.is_free() {
+                break;
+            }
+            // The key at `next` may fill the hole if its search passes the hole on its way:
+            // if the hole is no further from its home than `next` is.
+            let from_home = next.wrapping_sub(self.home(slot.key)) & mask;
+            let from_hole = next.wrapping_sub(hole) & mask;
+            if from_home >= from_hole {
+                self.slots[hole] = slot;
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[hole] = Slot::default();
+        self.len -= 1;
+    }
+
+    /// Doubles the table, placing every key anew.
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(FIRST_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        for slot in old.into_iter().filter(|s| !s.is_free()) {
+            let at = self.find(slot.key).expect_err("keys are distinct");
+            self.slots[at] = slot;
         }
     }
 }
@@ -288,5 +397,40 @@ mod tests {
         assert!(!w.check_and_record_at(1, &first, TTL, 1).unwrap());
         // Once the first expires there is room again.
         assert!(w.check_and_record_at(1, &same_shard, TTL, 600_000).unwrap());
+    }
+
+    #[test]
+    fn the_table_keeps_every_key_through_growth_and_removals() {
+        let mut table = SignTable::default();
+        // Keys crowded on few home slots, so that runs wrap around and overlap.
+        let keys: Vec<Key> = (0..3000u64)
+            .map(|i| (i % 7) | (i << 20) | (i.wrapping_mul(0x9e37_79b9) << 40))
+            .collect();
+        for (i, &key) in keys.iter().enumerate() {
+            let at = table.find(key).unwrap_err();
+            table.insert_at(at, key, i as u64 + 1);
+        }
+        assert_eq!(table.len(), keys.len());
+        assert!(table.len() * 4 <= table.slots.len() * 3);
+        // Remove every other key; the rest must still be found, with their expiry.
+        for &key in keys.iter().step_by(2) {
+            let at = table.find(key).unwrap();
+            table.remove_at(at);
+        }
+        assert_eq!(table.len(), keys.len() / 2);
+        for (i, &key) in keys.iter().enumerate() {
+            match table.find(key) {
+                Ok(at) => {
+                    assert!(i % 2 == 1, "key {i} was removed");
+                    assert_eq!(table.expiry_at(at), i as u64 + 1);
+                }
+                Err(_) => assert!(i % 2 == 0, "key {i} was lost"),
+            }
+        }
+        for &key in keys.iter().skip(1).step_by(2) {
+            table.remove_at(table.find(key).unwrap());
+        }
+        assert_eq!(table.len(), 0);
+        assert!(table.slots.iter().all(Slot::is_free));
     }
 }
