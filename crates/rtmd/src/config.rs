@@ -159,7 +159,7 @@ pub struct Limits {
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
     /// How many server API signs the replay window of the embedded store remembers (about
-    /// 34 bytes each). A sign is kept until its `ts` leaves the project's `sign_window`
+    /// 35 bytes each). A sign is kept until its `ts` leaves the project's `sign_window`
     /// (about `sign_window` for a client whose clock is right), so this bounds the sustained
     /// rate of signed calls to about `replay_capacity / sign_window`: with the defaults
     /// (4 Mi signs, 300 s), some 14,000 calls a second; beyond that, calls fail (200999,

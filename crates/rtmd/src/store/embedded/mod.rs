@@ -26,7 +26,7 @@ pub const DATABASE_FILE: &str = "rtmd.redb";
 /// How an [`EmbeddedStore`] is opened.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// How many server API signs the replay window keeps at most (about 34 bytes each).
+    /// How many server API signs the replay window keeps at most (about 35 bytes each).
     pub replay_capacity: usize,
     /// The most operations one commit carries. Larger batches amortise the fsync further but
     /// make the first operation of a batch wait longer.
