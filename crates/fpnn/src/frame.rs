@@ -321,6 +321,29 @@ impl Frame {
         Ok(())
     }
 
+    /// Appends the bytes of an answer frame whose payload is already encoded, without an
+    /// [`Answer`] (and the payload's own buffer) in between; the same bytes as
+    /// `Frame::Answer(..).encode_into(out)`.
+    pub(crate) fn encode_answer_into(
+        out: &mut BytesMut,
+        seq: u32,
+        status: u8,
+        format: Format,
+        payload: &[u8],
+    ) -> Result<(), CodecError> {
+        let psize = payload_len(payload)?;
+        out.reserve(HEADER_LEN + 4 + payload.len());
+        out.put_slice(&MAGIC);
+        out.put_u8(VERSION);
+        out.put_u8(format.flag());
+        out.put_u8(MTYPE_ANSWER);
+        out.put_u8(status);
+        out.put_u32_le(psize);
+        out.put_u32_le(seq);
+        out.put_slice(payload);
+        Ok(())
+    }
+
     /// The frame's bytes.
     pub fn encode(&self) -> Result<Bytes, CodecError> {
         let mut out = BytesMut::with_capacity(self.encoded_len());
@@ -520,5 +543,29 @@ impl FrameDecoder {
         let mut frame = buf.split_to(len);
         frame.advance(HEADER_LEN);
         Ok(Some(header.frame(frame.freeze())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_from_an_encoded_payload_is_the_answer_frame() {
+        let body = Value::map().with("token", "x".repeat(80));
+        let payload = crate::msgpack::encode(&body).unwrap();
+        for status in [0, 1] {
+            let mut out = BytesMut::new();
+            Frame::encode_answer_into(&mut out, 7, status, Format::MsgPack, &payload).unwrap();
+            let mut answer = Answer::ok(7, Format::MsgPack, &body).unwrap();
+            answer.status = status;
+            assert_eq!(out.freeze(), Frame::Answer(answer).encode().unwrap());
+        }
+        let mut out = BytesMut::new();
+        assert_eq!(
+            Frame::encode_answer_into(&mut out, 7, 0, Format::MsgPack, &[]),
+            Err(CodecError::EmptyPayload)
+        );
+        assert!(out.is_empty());
     }
 }

@@ -67,7 +67,12 @@ mod tests {
         let upper: String = digest.iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(digest_from_hex(&upper), Some(digest));
         assert_eq!(digest_from_hex(&upper.to_lowercase()), Some(digest));
-        for bad in ["", &upper[..31], &format!("{upper}0"), &upper.replace('1', "g")] {
+        for bad in [
+            "",
+            &upper[..31],
+            &format!("{upper}0"),
+            &upper.replace('1', "g"),
+        ] {
             assert_eq!(digest_from_hex(bad), None, "{bad}");
         }
         // A multi-byte character is not two digits.

@@ -47,9 +47,8 @@ pub fn check<'a>(
         })?;
     // The sign is the digest in hex, of either case; anything else matches no secret.
     let given_digest = digest_from_hex(given);
-    let matches = |expected: [u8; 16]| {
-        given_digest.is_some_and(|given| constant_time_eq(&expected, &given))
-    };
+    let matches =
+        |expected: [u8; 16]| given_digest.is_some_and(|given| constant_time_eq(&expected, &given));
     let salt64 = i64::try_from(salt);
     let window = project.sign_window;
     let replay_ttl = match ts {
@@ -222,7 +221,18 @@ mod tests {
 
     #[test]
     fn piecewise_digests_are_the_sdk_signs() {
-        let ints = [0, 1, -1, 9, 10, 123, -45_678, 1_700_000_000, i64::MAX, i64::MIN];
+        let ints = [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            123,
+            -45_678,
+            1_700_000_000,
+            i64::MAX,
+            i64::MIN,
+        ];
         for &a in &ints {
             for &b in &ints {
                 for secret in ["", "secret", "a:b"] {

@@ -390,6 +390,7 @@ async fn serve_connection(
         shared: shared.clone(),
         conn: conn.clone(),
         batch: BytesMut::new(),
+        scratch: Vec::new(),
         answered: 0,
     };
     let options = ReadOptions {
@@ -418,6 +419,9 @@ struct ServerSink {
     conn: Connection,
     /// Answers of quests completed inline, not yet handed to the writer.
     batch: BytesMut,
+    /// Where each answer's payload is encoded before it joins `batch` (kept, so that
+    /// answering allocates nothing).
+    scratch: Vec<u8>,
     /// Quests whose answers are in `batch`: counted as answered once the batch is queued,
     /// so that neither `close_after_answers` nor a graceful shutdown can close the
     /// connection before their answers are on their way.
@@ -433,7 +437,13 @@ impl QuestSink for ServerSink {
         if quest.method == "*ping" {
             if let Some(seq) = quest.seq {
                 let body = Value::map().with("ts", conn::unix_ms());
-                Link::encode_result(&mut self.batch, seq, quest.format, Ok(body));
+                Link::encode_result(
+                    &mut self.batch,
+                    &mut self.scratch,
+                    seq,
+                    quest.format,
+                    Ok(body),
+                );
             }
             return Ok(());
         }
@@ -472,7 +482,7 @@ impl QuestSink for ServerSink {
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(result) => {
                 if let Some(seq) = seq {
-                    Link::encode_result(&mut self.batch, seq, format, result);
+                    Link::encode_result(&mut self.batch, &mut self.scratch, seq, format, result);
                 }
                 self.answered += 1;
                 if self.batch.len() >= FLUSH_AT {
