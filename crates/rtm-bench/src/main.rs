@@ -78,7 +78,7 @@ struct Global {
     #[arg(long, global = true, default_value_t = 2.0)]
     warmup: f64,
     /// `limits.replay_capacity` of the rtmd the bench starts (signs remembered against
-    /// replays); the default of rtmd, 1 Mi, fills up in seconds at these rates. 0 leaves
+    /// replays); the default of rtmd, 4 Mi, fills up in seconds at these rates. 0 leaves
     /// rtmd's default.
     #[arg(long, global = true, default_value_t = 16 << 20)]
     replay_capacity: usize,
