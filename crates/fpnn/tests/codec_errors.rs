@@ -11,23 +11,9 @@ use fpnn::{
     code, Answer, CodecError, Format, Frame, FrameDecoder, Quest, Value, DEFAULT_MAX_FRAME,
 };
 
-/// The hex vector under the `###` heading that starts with `title`.
-fn vector(title: &str) -> Vec<u8> {
-    let text = include_str!("data/fpnn-vectors.txt");
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some(heading) = line.strip_prefix("### ") {
-            if heading.starts_with(title) {
-                let hex = lines.next().expect("a hex line under the heading").trim();
-                return (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                    .collect();
-            }
-        }
-    }
-    panic!("no vector titled {title:?}");
-}
+mod common;
+
+use common::vector;
 
 fn v1() -> Vec<u8> {
     vector("V1 twoway quest gettoken seq=7 (version byte 1")
