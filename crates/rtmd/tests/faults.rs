@@ -114,19 +114,7 @@ async fn bad_bytes_on_the_gate_close_only_that_connection() {
         gate.assert_alive().await;
     }
     // Also from a connection that had logged in.
-    let token = server.token(51).await;
-    let mut raw = RawConn::connect(&server.gate()).await;
-    let ok = raw
-        .quest(
-            "auth",
-            &fpnn::Value::map()
-                .with("pid", PID)
-                .with("uid", 51)
-                .with("token", token.as_str()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ok.get("ok").and_then(fpnn::Value::as_bool), Some(true));
+    let mut raw = server.raw_logged_in(51).await;
     let _ = raw.send(b"FPNN\x09garbage garbage").await;
     let (frames, _) = raw.until_closed().await;
     assert!(frames.is_empty(), "{frames:?}");

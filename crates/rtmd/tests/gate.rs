@@ -254,19 +254,7 @@ async fn bye_answers_and_closes_the_connection() {
     gate.closed().await;
 
     // On a raw connection: the answer comes, then the end of the stream.
-    let token = server.token(24).await;
-    let mut raw = RawConn::connect(&server.gate()).await;
-    let ok = raw
-        .quest(
-            "auth",
-            &Value::map()
-                .with("pid", PID)
-                .with("uid", 24)
-                .with("token", token.as_str()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+    let mut raw = server.raw_logged_in(24).await;
     assert_eq!(raw.quest("bye", &Value::map()).await.unwrap(), Value::map());
     let (frames, ending) = raw.until_closed().await;
     assert!(frames.is_empty(), "{frames:?}");
@@ -313,19 +301,7 @@ async fn a_logged_in_client_that_stops_answering_pings_is_closed() {
     .await;
     // The FPNN client answers the gate's pings (with 20004, having no handler): alive.
     let mut answering = server.logged_in(27).await;
-    let token = server.token(28).await;
-    let mut silent = RawConn::connect(&server.gate()).await;
-    let ok = silent
-        .quest(
-            "auth",
-            &Value::map()
-                .with("pid", PID)
-                .with("uid", 28)
-                .with("token", token.as_str()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+    let mut silent = server.raw_logged_in(28).await;
     let (frames, _) = silent.until_closed().await;
     let pings = frames
         .iter()

@@ -33,19 +33,7 @@ async fn kickout_closes_every_login_of_the_user() {
 #[tokio::test]
 async fn the_kickout_push_is_one_way_and_then_the_server_closes() {
     let server = TestServer::start().await;
-    let token = server.token(32).await;
-    let mut raw = RawConn::connect(&server.gate()).await;
-    let ok = raw
-        .quest(
-            "auth",
-            &Value::map()
-                .with("pid", PID)
-                .with("uid", 32)
-                .with("token", token.as_str()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
+    let mut raw = server.raw_logged_in(32).await;
     within("kickout", server.sdk().kickout(32)).await.unwrap();
     let (frames, ending) = raw.until_closed().await;
     assert_eq!(ending, Ending::Eof);
@@ -56,24 +44,6 @@ async fn the_kickout_push_is_one_way_and_then_the_server_closes() {
         }
         other => panic!("expected exactly the kickout push, got {other:?}"),
     }
-}
-
-/// A raw gate connection logged in as `uid`.
-async fn raw_login(server: &TestServer, uid: i64) -> RawConn {
-    let token = server.token(uid).await;
-    let mut raw = RawConn::connect(&server.gate()).await;
-    let ok = raw
-        .quest(
-            "auth",
-            &Value::map()
-                .with("pid", PID)
-                .with("uid", uid)
-                .with("token", token.as_str()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
-    raw
 }
 
 /// Asserts that a raw connection is up and logged in, with nothing pushed.
@@ -96,9 +66,9 @@ async fn assert_raw_kicked(raw: &mut RawConn) {
 #[tokio::test]
 async fn kickout_with_ce_closes_only_that_login() {
     let server = TestServer::start().await;
-    let mut first = raw_login(&server, 33).await;
-    let mut second = raw_login(&server, 33).await;
-    let mut third = raw_login(&server, 33).await;
+    let mut first = server.raw_logged_in(33).await;
+    let mut second = server.raw_logged_in(33).await;
+    let mut third = server.raw_logged_in(33).await;
     let sdk = server.sdk();
 
     // An endpoint no login has: nothing happens.
@@ -106,7 +76,7 @@ async fn kickout_with_ce_closes_only_that_login() {
         .await
         .unwrap();
     // The endpoint of another user's login does not touch it either.
-    let mut other_user = raw_login(&server, 34).await;
+    let mut other_user = server.raw_logged_in(34).await;
     let ce = other_user.local_addr().to_string();
     within("kickout", sdk.kickout_endpoint(33, &ce))
         .await
@@ -155,8 +125,8 @@ async fn ce_absent_nil_and_empty_all_mean_every_login() {
         ("nil", Some(Value::Nil)),
         ("empty", Some(Value::from(""))),
     ] {
-        let mut a = raw_login(&server, 36).await;
-        let mut b = raw_login(&server, 36).await;
+        let mut a = server.raw_logged_in(36).await;
+        let mut b = server.raw_logged_in(36).await;
         let mut q = signed_now("kickout", 36);
         if let Some(ce) = ce {
             q.insert("ce", ce);
@@ -313,21 +283,7 @@ async fn ce_is_the_plain_ipv4_endpoint_on_a_dual_stack_gate() {
     let port = server.rtmd().gate_addr().port();
     let gate = format!("127.0.0.1:{port}");
     let token = server.token(43).await;
-    let login = || async {
-        let mut raw = RawConn::connect(&gate).await;
-        let ok = raw
-            .quest(
-                "auth",
-                &Value::map()
-                    .with("pid", PID)
-                    .with("uid", 43)
-                    .with("token", token.as_str()),
-            )
-            .await
-            .unwrap();
-        assert_eq!(ok.get("ok").and_then(Value::as_bool), Some(true));
-        raw
-    };
+    let login = || RawConn::logged_in(&gate, 43, &token);
     let mut first = login().await;
     let mut second = login().await;
     let sdk = server.sdk();

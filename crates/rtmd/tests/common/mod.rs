@@ -142,6 +142,12 @@ impl TestServer {
         gate
     }
 
+    /// A raw gate connection logged in as `uid` of [`PID`].
+    pub async fn raw_logged_in(&self, uid: i64) -> RawConn {
+        let token = self.token(uid).await;
+        RawConn::logged_in(&self.gate(), uid, &token).await
+    }
+
     /// The number of logged-in sessions.
     pub fn sessions(&self) -> usize {
         self.rtmd().state().sessions.len()
@@ -331,6 +337,23 @@ pub enum Ending {
 }
 
 impl RawConn {
+    /// Connects to the gate at `gate` and logs in as `uid` of [`PID`] with `token`,
+    /// asserting `{ok: true}`.
+    pub async fn logged_in(gate: &str, uid: i64, token: &str) -> RawConn {
+        let mut raw = RawConn::connect(gate).await;
+        let params = Value::map()
+            .with("pid", PID)
+            .with("uid", uid)
+            .with("token", token);
+        let ok = raw.quest("auth", &params).await.expect("auth answers");
+        assert_eq!(
+            ok.get("ok").and_then(Value::as_bool),
+            Some(true),
+            "auth of {uid}"
+        );
+        raw
+    }
+
     /// Connects to `addr`.
     pub async fn connect(addr: &str) -> RawConn {
         let stream = within("connect", TcpStream::connect(addr))
