@@ -61,7 +61,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{redact_url, RedisSettings};
-use crate::sessions::{kick_connection, Session};
+use crate::sessions::Session;
 use crate::state::State;
 use crate::store::{bounded_redis, manager_config, Keys, RedisStore, Store, StoreError, TokenKey};
 
@@ -501,15 +501,7 @@ impl Inner {
 
     /// Kicks this node's sessions named by `(pid, uid, connection id)`.
     fn kick_local(&self, state: &State, pid: i32, uid: i64, ids: &[u64]) -> usize {
-        let taken = state.sessions.take_ids(pid, uid, ids);
-        for conn in &taken {
-            kick_connection(conn);
-        }
-        state
-            .metrics
-            .kicked_sessions
-            .fetch_add(taken.len() as u64, Ordering::Relaxed);
-        taken.len()
+        state.kick_connections(&state.sessions.take_ids(pid, uid, ids))
     }
 
     /// Refreshes every session of this node in the registry and kicks those found kicked.

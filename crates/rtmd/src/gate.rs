@@ -16,7 +16,7 @@
 //!   client of a dual-stack listener as plain IPv4).
 
 use crate::params::{want_int, want_str};
-use crate::sessions::{endpoint, kick_connection, Session};
+use crate::sessions::{endpoint, Session};
 use crate::state::{store_unavailable, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{Error, ErrorAnswer, HandlerResult, Value};
@@ -159,14 +159,7 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
     } else {
         // Taking the older sessions on this node and adding this one in one step: of two
         // logins at once, one stays.
-        let kicked = state.sessions.replace(&session, &conn);
-        for old in &kicked {
-            kick_connection(old);
-        }
-        state
-            .metrics
-            .kicked_sessions
-            .fetch_add(kicked.len() as u64, Ordering::Relaxed);
+        state.kick_connections(&state.sessions.replace(&session, &conn));
         // Then the user's logins on other nodes (cluster mode).
         if let Err(e) = state.kick_other_logins_elsewhere(&session, conn.id()).await {
             // The other logins could not all be reached: this one does not stand either.

@@ -175,16 +175,6 @@ impl Sessions {
         taken
     }
 
-    /// Kicks the user's sessions (only the one at `ce`, when given) except `keep`: each is
-    /// pushed `kickout` and closed. Returns how many.
-    pub fn kick(&self, pid: i32, uid: i64, ce: Option<&str>, keep: Option<u64>) -> usize {
-        let taken = self.take(pid, uid, ce, keep);
-        for conn in &taken {
-            kick_connection(conn);
-        }
-        taken.len()
-    }
-
     /// Every session's `(pid, uid, connection id, ce)`, for a cluster registry refresh.
     pub fn snapshot(&self) -> Vec<(i32, i64, u64, String)> {
         let mut out = Vec::with_capacity(self.len());

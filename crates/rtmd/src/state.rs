@@ -3,9 +3,10 @@
 use crate::cluster::Cluster;
 use crate::config::{Config, Project};
 use crate::metrics::Metrics;
-use crate::sessions::{Session, Sessions};
+use crate::sessions::{kick_connection, Session, Sessions};
 use crate::store::{Store, StoreError};
 use crate::token::Tokens;
+use fpnn::server::Connection;
 use fpnn::ErrorAnswer;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -119,11 +120,21 @@ impl State {
         ce: Option<&str>,
         keep: Option<(&Session, u64)>,
     ) -> Result<usize, ErrorAnswer> {
-        let kicked = self.sessions.kick(pid, uid, ce, keep.map(|(_, id)| id));
+        let taken = self.sessions.take(pid, uid, ce, keep.map(|(_, id)| id));
+        let kicked = self.kick_connections(&taken);
+        Ok(kicked + self.kick_remote(pid, uid, ce, keep).await?)
+    }
+
+    /// Kicks connections already taken out of the registry (each is pushed the one-way
+    /// `kickout` and closed), and counts them. Returns how many.
+    pub fn kick_connections(&self, taken: &[Connection]) -> usize {
+        for conn in taken {
+            kick_connection(conn);
+        }
         self.metrics
             .kicked_sessions
-            .fetch_add(kicked as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(kicked + self.kick_remote(pid, uid, ce, keep).await?)
+            .fetch_add(taken.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        taken.len()
     }
 
     /// The cluster part of a kick: the sessions other nodes hold (none on a single node).
