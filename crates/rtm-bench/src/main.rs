@@ -434,6 +434,33 @@ fn run_command(cli: &Cli, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `shape` against a fresh rtmd and then the `limit` responder, records both runs,
+/// their ratio and the ">= 60 % of limit" verdict, and returns rtmd's rate.
+fn throughput_verdict(
+    rtmds: &mut Rtmds<'_>,
+    limit: &Target,
+    report: &mut Report,
+    shape: &server_api::Options,
+) -> Result<f64, String> {
+    let rtmd = rtmds.get()?;
+    let run = server_api::run(&rtmd, shape, &label(&rtmd, shape))?;
+    let rate = run.rate;
+    push(report, run);
+    drop(rtmd);
+    let run = server_api::run(limit, shape, &label(limit, shape))?;
+    let limit_rate = run.rate;
+    push(report, run);
+    ratio_note(report, rate, limit_rate);
+    report.verdicts.push(Verdict {
+        target: format!("gettoken throughput, {}x{}", shape.connections, shape.depth),
+        measured: format!("{rate:.0}/s ({:.0} %)", rate / limit_rate * 100.0),
+        baseline: format!("limit {limit_rate:.0}/s"),
+        goal: ">= 60 % of limit".into(),
+        pass: rate >= 0.6 * limit_rate,
+    });
+    Ok(rate)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_all(
     global: &Global,
@@ -458,48 +485,17 @@ fn run_all(
         pace: Duration::from_micros(100),
     };
 
-    // 1. gettoken, closed loop: rtmd, then the limit responder at the same N×D.
-    let rtmd = rtmds.get()?;
-    let max = server_api::run(&rtmd, &gettoken, &label(&rtmd, &gettoken))?;
-    let max_rate = max.rate;
-    push(report, max);
-    drop(rtmd);
+    // 1. gettoken, closed loop: rtmd, then the limit responder at the same N×D; then the
+    //    same at shallower shapes: one caller, and 16 callers without pipelining.
     let limit = Target::start_responder()?;
-    let lim = server_api::run(&limit, &gettoken, &label(&limit, &gettoken))?;
-    let limit_rate = lim.rate;
-    push(report, lim);
-    ratio_note(report, max_rate, limit_rate);
-    report.verdicts.push(Verdict {
-        target: format!("gettoken throughput, {connections}x{depth}"),
-        measured: format!("{max_rate:.0}/s ({:.0} %)", max_rate / limit_rate * 100.0),
-        baseline: format!("limit {limit_rate:.0}/s"),
-        goal: ">= 60 % of limit".into(),
-        pass: max_rate >= 0.6 * limit_rate,
-    });
-
-    // 1b. The same at shallower shapes: one caller; 16 callers without pipelining.
+    let max_rate = throughput_verdict(rtmds, &limit, report, &gettoken)?;
     for (n, d) in [(1, 1), (16, 1)] {
         let shape = server_api::Options {
             connections: n,
             depth: d,
             ..gettoken.clone()
         };
-        let rtmd = rtmds.get()?;
-        let run = server_api::run(&rtmd, &shape, &label(&rtmd, &shape))?;
-        let rate = run.rate;
-        push(report, run);
-        drop(rtmd);
-        let run = server_api::run(&limit, &shape, &label(&limit, &shape))?;
-        let limit_rate = run.rate;
-        push(report, run);
-        ratio_note(report, rate, limit_rate);
-        report.verdicts.push(Verdict {
-            target: format!("gettoken throughput, {n}x{d}"),
-            measured: format!("{rate:.0}/s ({:.0} %)", rate / limit_rate * 100.0),
-            baseline: format!("limit {limit_rate:.0}/s"),
-            goal: ">= 60 % of limit".into(),
-            pass: rate >= 0.6 * limit_rate,
-        });
+        throughput_verdict(rtmds, &limit, report, &shape)?;
     }
 
     // 2. p99 at half of the maximum: open loop, from the due times. Fewer connections
