@@ -206,6 +206,17 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn an_accepted_timeout_is_between_a_millisecond_and_a_day(text in "\\PC{0,12}|[-+]?[0-9.e]{1,12}") {
+            if let Ok(timeout) = parse_timeout(&text) {
+                prop_assert!(timeout >= Duration::from_micros(999));
+                prop_assert!(timeout <= Duration::from_secs(86_400));
+            }
+        }
+    }
 
     #[test]
     fn the_cli_definition_is_consistent() {

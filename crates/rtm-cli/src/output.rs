@@ -75,6 +75,32 @@ pub fn json(value: serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_time_from_the_server_prints_and_reads_back(
+            ms in prop_oneof![0..YEAR_10000_MS, any::<i64>()]
+        ) {
+            let shown = utc(ms);
+            if (0..YEAR_10000_MS).contains(&ms) {
+                let at = humantime::parse_rfc3339(&shown).unwrap();
+                let back = at.duration_since(UNIX_EPOCH).unwrap().as_millis();
+                prop_assert_eq!(back, u128::from(ms.unsigned_abs()));
+            } else {
+                prop_assert_eq!(shown, format!("@{ms} ms"));
+            }
+        }
+
+        #[test]
+        fn printable_text_has_no_control_characters(text in any::<String>()) {
+            let shown = printable(&text);
+            prop_assert!(!shown.chars().any(char::is_control));
+            if !text.chars().any(char::is_control) {
+                prop_assert_eq!(shown.as_ref(), text.as_str());
+            }
+        }
+    }
 
     #[test]
     fn times_are_utc_iso_8601_and_out_of_range_ones_stay_numbers() {

@@ -234,6 +234,29 @@ pub async fn kickout(global: &Global, args: KickoutArgs) -> Result<ExitCode, Pro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_ce_is_accepted_exactly_when_it_is_a_socket_address(text in any::<String>()) {
+            match parse_ce(&text) {
+                Ok(addr) => prop_assert_eq!(Ok(addr), text.trim().parse::<SocketAddr>()),
+                Err(message) => {
+                    prop_assert!(text.trim().parse::<SocketAddr>().is_err());
+                    prop_assert!(!message.chars().any(char::is_control));
+                }
+            }
+        }
+
+        #[test]
+        fn a_printed_socket_address_is_accepted(mut addr in any::<SocketAddr>()) {
+            // The flow label is not part of the text form.
+            if let SocketAddr::V6(v6) = &mut addr {
+                v6.set_flowinfo(0);
+            }
+            prop_assert_eq!(parse_ce(&addr.to_string()), Ok(addr));
+        }
+    }
 
     #[test]
     fn ce_is_an_ip_and_port() {
