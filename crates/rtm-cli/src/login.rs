@@ -1,111 +1,149 @@
 //! `rtm login`: log in to the gate as an end user, and wait.
+//!
+//! It narrates the session on stdout, one line an event (one JSON object a line with
+//! `--json`): `logged_in` (with this client's endpoint, the `ce` of `kickout --ce`),
+//! `kickout`, `closed`, `logged_out`; and `refused` when the token is refused.
 
-use crate::Global;
+use crate::failure::{exit, Cause, Failure, Kind, Port};
+use crate::gate::{GateConn, Push};
+use crate::output::json;
+use crate::{Global, Problem, User};
 use clap::Args;
-use fpnn::client::{Client, ConnectionEvent};
 use fpnn::Value;
+use rtm_server_sdk::code;
+use serde_json::json;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// `rtm login …`
 #[derive(Args, Debug)]
 pub struct LoginArgs {
-    /// The user id.
-    #[arg(long)]
-    uid: i64,
+    #[command(flatten)]
+    user: User,
     /// The login token (from `rtm token get`).
     #[arg(long)]
     token: String,
     /// Leave after this many seconds instead of waiting for a kickout.
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS")]
     for_secs: Option<u64>,
 }
 
-enum Event {
-    Kickout,
-    Closed(String),
-}
+/// Logs in and waits: reports when the gate pushes `kickout` or closes the connection.
+pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, Problem> {
+    let pid = global.pid()?;
+    let uid = args.user.uid;
+    let gate = global.gate.as_str();
+    let failed = |cause: Cause| Failure::new("login", Port::Gate, gate, cause);
 
-/// Logs in and waits: prints when the server pushes `kickout` or closes the connection.
-pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, String> {
-    let pid = global
-        .pid
-        .ok_or("no project id: pass --pid or set RTM_PID")?;
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let kick_tx = tx.clone();
-    let client = Client::builder(global.gate.clone())
-        .quest_timeout(global.timeout())
-        .connect_timeout(global.timeout())
-        // The gate pushes `kickout` (one-way) and then closes the connection.
-        .on_push("kickout", move |_client, _params| {
-            let _ = kick_tx.send(Event::Kickout);
-            async { Ok(Value::map()) }
-        })
-        // The gate checks that logged-in clients are there.
-        .on_push("ping", |_client, _params| async { Ok(Value::map()) })
-        .on_event(move |event| {
-            if let ConnectionEvent::Closed { reason, .. } = event {
-                let _ = tx.send(Event::Closed(reason.to_string()));
-            }
-        })
-        .build();
+    let mut conn = GateConn::connect(gate, global.timeout)
+        .await
+        .map_err(failed)?;
     let auth = Value::map()
         .with("pid", pid)
-        .with("uid", args.uid)
+        .with("uid", uid)
         .with("token", args.token.as_str())
         .with("version", concat!("rtm-cli-", env!("CARGO_PKG_VERSION")));
-    let answer = client
-        .quest("auth", &auth)
+    let answer = conn
+        .quest("auth", &auth, global.timeout)
         .await
-        .map_err(|e| format!("auth at {} failed: {e}", global.gate))?;
+        .map_err(failed)?;
     if answer.get("ok").and_then(Value::as_bool) != Some(true) {
-        eprintln!(
-            "login refused: the token is invalid, expired or revoked for user {} (code 200027)",
-            args.uid
+        if global.json {
+            json(
+                json!({ "event": "refused", "pid": pid, "uid": uid, "code": code::INVALID_AUTH_TOKEN }),
+            );
+        }
+        let refused = Cause::new(
+            Kind::Refused,
+            code::INVALID_AUTH_TOKEN,
+            format!("the token is invalid, expired or revoked for user {uid} of project {pid}"),
         );
-        return Ok(ExitCode::from(3));
+        return Err(failed(refused)
+            .with_hint(format!(
+                "get a new token with `rtm token get --uid {uid}`; check --pid"
+            ))
+            .into());
     }
-    println!(
-        "logged in as user {} of project {pid} at {}; waiting for a kickout (Ctrl-C to leave)",
-        args.uid, global.gate
-    );
+
+    let me = conn.local_addr();
+    if global.json {
+        json(json!({
+            "event": "logged_in", "pid": pid, "uid": uid, "gate": gate, "endpoint": me.to_string(),
+        }));
+    } else {
+        println!(
+            "logged in as user {uid} of project {pid} at {gate} from {me}; \
+             waiting for a kickout (Ctrl-C to leave)"
+        );
+    }
+
     let deadline = async {
         match args.for_secs {
             Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
             None => std::future::pending().await,
         }
     };
-    tokio::pin!(deadline);
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler: wait for the other ways out.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(deadline, ctrl_c);
     let mut kicked = false;
     loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(Event::Kickout) => {
-                    kicked = true;
-                    println!("kicked out: the server pushed kickout");
-                }
-                Some(Event::Closed(reason)) => {
-                    if kicked {
-                        println!("connection closed by the server after the kickout");
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    println!("connection closed: {reason}");
-                    return Ok(ExitCode::from(4));
-                }
-                None => return Ok(ExitCode::from(4)),
-            },
-            _ = tokio::signal::ctrl_c() => {
-                let _ = client.oneway("bye", &Value::map()).await;
-                client.close().await;
-                println!("logged out");
+        match conn.next_push().await {
+            Ok(Some(Push::Kickout)) => {
+                kicked = true;
+                report(global, "kickout", "kicked out: the server pushed kickout");
+                continue;
+            }
+            Ok(None) => {}
+            Err(cause) => return Ok(closed(global, kicked, &cause.detail)),
+        }
+        let more = tokio::select! {
+            more = conn.fill() => more,
+            _ = &mut ctrl_c => {
+                conn.bye(global.timeout).await;
+                report(global, "logged_out", "logged out");
                 return Ok(ExitCode::SUCCESS);
             }
             _ = &mut deadline => {
-                let _ = client.quest("bye", &Value::map()).await;
-                println!("logged out after {} s", args.for_secs.unwrap_or(0));
+                conn.bye(global.timeout).await;
+                let secs = args.for_secs.unwrap_or(0);
+                report(global, "logged_out", &format!("logged out after {secs} s"));
                 return Ok(ExitCode::SUCCESS);
             }
+        };
+        match more {
+            Ok(true) => {}
+            Ok(false) => return Ok(closed(global, kicked, "closed by the gate")),
+            Err(cause) => return Ok(closed(global, kicked, &cause.detail)),
         }
+    }
+}
+
+/// Reports the end of the connection: exit code 0 after a kickout, else 4.
+fn closed(global: &Global, kicked: bool, reason: &str) -> ExitCode {
+    if global.json {
+        json(json!({ "event": "closed", "after_kickout": kicked, "reason": reason }));
+    } else if kicked {
+        println!("connection closed by the server after the kickout");
+    } else {
+        println!("connection closed without a kickout: {reason}");
+    }
+    if kicked {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::LOGIN_CLOSED)
+    }
+}
+
+/// One event line: `{"event": …}` with `--json`, else the text.
+fn report(global: &Global, event: &str, text: &str) {
+    if global.json {
+        json(json!({ "event": event }));
+    } else {
+        println!("{text}");
     }
 }

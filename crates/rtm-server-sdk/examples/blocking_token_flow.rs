@@ -25,7 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_timeout(Duration::from_secs(2))
         .kickout_endpoint(7, "127.0.0.1:1")
     {
-        Ok(()) => println!("kicked the login at 127.0.0.1:1 (if there was one)"),
+        Ok(Some(kicked)) => println!("kicked {kicked} login(s) at 127.0.0.1:1"),
+        Ok(None) => println!("kicked the login at 127.0.0.1:1 (the server gives no count)"),
         Err(e) => println!("kickout failed with code {}: {}", e.code(), e.message()),
     }
     client.remove_token(7)?;

@@ -38,7 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Revoke the tokens and force every login of the user offline.
     client.remove_token(uid).await?;
-    client.kickout(uid).await?;
-    println!("user {uid} revoked and kicked out");
+    match client.kickout(uid).await? {
+        Some(kicked) => println!("user {uid} revoked; {kicked} session(s) kicked out"),
+        // The hosted RTM service does not say how many sessions it closed.
+        None => println!("user {uid} revoked and kicked out"),
+    }
     Ok(())
 }

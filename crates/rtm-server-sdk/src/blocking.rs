@@ -141,12 +141,12 @@ impl RtmServerClient {
     }
 
     /// See [`crate::RtmServerClient::kickout`].
-    pub fn kickout(&self, uid: i64) -> Result<()> {
+    pub fn kickout(&self, uid: i64) -> Result<Option<u64>> {
         self.wait(self.client.kickout(uid))
     }
 
     /// See [`crate::RtmServerClient::kickout_endpoint`].
-    pub fn kickout_endpoint(&self, uid: i64, ce: &str) -> Result<()> {
+    pub fn kickout_endpoint(&self, uid: i64, ce: &str) -> Result<Option<u64>> {
         self.wait(self.client.kickout_endpoint(uid, ce))
     }
 

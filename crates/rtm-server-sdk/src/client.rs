@@ -124,6 +124,11 @@ impl std::fmt::Debug for RtmServerClient {
     }
 }
 
+/// The `kicked` count of a `kickout` answer, when the server sends one.
+fn kicked(answer: &Value) -> Option<u64> {
+    answer.get("kicked").and_then(Value::as_u64)
+}
+
 fn unix_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -230,16 +235,26 @@ impl RtmServerClient {
     }
 
     /// Forces every login of the user offline. Method `kickout`.
-    pub async fn kickout(&self, uid: i64) -> Result<()> {
-        self.send("kickout", uid, Vec::new()).await.map(drop)
+    ///
+    /// Returns how many sessions the kickout closed when the server says so: `rtmd` answers
+    /// `{kicked}` (counting the sessions of every node of a cluster); the hosted RTM service
+    /// answers `{}`, and then this is `None`. A count the server sends in another form is
+    /// ignored (`None`): the kickout itself succeeded.
+    pub async fn kickout(&self, uid: i64) -> Result<Option<u64>> {
+        let answer = self.send("kickout", uid, Vec::new()).await?;
+        Ok(kicked(&answer))
     }
 
     /// Forces offline only the user's login at endpoint `ce` (the client's `ip:port` as the
     /// gate sees it), the form of the SDKs before API 2.7.0. Method `kickout` with `ce`.
-    pub async fn kickout_endpoint(&self, uid: i64, ce: &str) -> Result<()> {
-        self.send("kickout", uid, vec![("ce", Value::from(ce))])
-            .await
-            .map(drop)
+    ///
+    /// An empty `ce` means every login of the user, as in the official SDKs (servers treat
+    /// `""` like no `ce`). Returns the number of sessions closed, as [`kickout`](Self::kickout).
+    pub async fn kickout_endpoint(&self, uid: i64, ce: &str) -> Result<Option<u64>> {
+        let answer = self
+            .send("kickout", uid, vec![("ce", Value::from(ce))])
+            .await?;
+        Ok(kicked(&answer))
     }
 
     /// The user's registered devices, oldest first. Method `getdevices`: an extension of

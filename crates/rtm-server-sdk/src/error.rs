@@ -10,7 +10,23 @@ use std::time::Duration;
 /// the server refused the call ([`Error::Server`]), no answer came in time
 /// ([`Error::Timeout`]), the connection closed or could not be made
 /// ([`Error::ConnectionClosed`], [`Error::Connection`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Its `Debug` form reads like its message, so that an error returned from `main` (which
+/// prints `Error: {:?}`) reads `Error: server error 200002 (RTM_EC_INVALID_PID_OR_SIGN):
+/// invalid sign for project 11000001`; the alternate form (`{:#?}`) lists the code, its
+/// official name and the message as fields.
+///
+/// ```
+/// use rtm_server_sdk::Error;
+///
+/// let e = Error::Server { code: 200002, message: "invalid sign".into() };
+/// assert_eq!(
+///     format!("{e:?}"),
+///     "server error 200002 (RTM_EC_INVALID_PID_OR_SIGN): invalid sign"
+/// );
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The server answered with an error: an RTM code (e.g. 200002, bad signature) or an
     /// FPNN code (e.g. 10009, missing key), and its message.
@@ -41,6 +57,21 @@ pub enum Error {
     /// The blocking client was used inside an async runtime, or its runtime could not start.
     #[error("blocking client misuse: {0}")]
     Runtime(String),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.alternate() {
+            let code = self.code();
+            f.debug_struct("Error")
+                .field("code", &code)
+                .field("name", &code::name(code))
+                .field("message", &self.to_string())
+                .finish()
+        } else {
+            std::fmt::Display::fmt(self, f)
+        }
+    }
 }
 
 fn code_name(code: i32) -> String {

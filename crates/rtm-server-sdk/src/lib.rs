@@ -5,14 +5,14 @@
 //! the same bytes on the wire as the official C++/Go/Java/Python SDKs, so it works against
 //! the hosted RTM service and against `rtmd`, the self-hosted service in this workspace.
 //!
-//! | call | method on the wire | extra keys |
-//! |---|---|---|
-//! | [`get_token`](RtmServerClient::get_token) | `gettoken` → `{token}` | `uid` |
-//! | [`remove_token`](RtmServerClient::remove_token) | `removetoken` | `uid` |
-//! | [`add_device`](RtmServerClient::add_device) | `adddevice` | `uid, apptype, devicetoken` |
-//! | [`remove_device`](RtmServerClient::remove_device) | `removedevice` | `uid, devicetoken` |
-//! | [`kickout`](RtmServerClient::kickout) | `kickout` | `uid` |
-//! | [`kickout_endpoint`](RtmServerClient::kickout_endpoint) | `kickout` | `uid, ce` |
+//! | call | method on the wire | extra keys | returns |
+//! |---|---|---|---|
+//! | [`get_token`](RtmServerClient::get_token) | `gettoken` → `{token}` | `uid` | the token |
+//! | [`remove_token`](RtmServerClient::remove_token) | `removetoken` | `uid` | |
+//! | [`add_device`](RtmServerClient::add_device) | `adddevice` | `uid, apptype, devicetoken` | |
+//! | [`remove_device`](RtmServerClient::remove_device) | `removedevice` | `uid, devicetoken` | |
+//! | [`kickout`](RtmServerClient::kickout) | `kickout` | `uid` | sessions closed, when the server counts (`rtmd`) |
+//! | [`kickout_endpoint`](RtmServerClient::kickout_endpoint) | `kickout` | `uid, ce` | the same |
 //!
 //! Every quest also carries `pid, sign, salt, ts`, signed as described in [`sign`].
 //!
@@ -56,6 +56,22 @@
 //! timeout, 20002 when the connection closed during the call, 20012 when there is no
 //! connection. The variants tell those kinds apart.
 //!
+//! The `Debug` form of an [`Error`] is its message, so `main` returning
+//! `Result<(), rtm_server_sdk::Error>` (or `Box<dyn std::error::Error>`) prints
+//! `Error: server error 200002 (RTM_EC_INVALID_PID_OR_SIGN): …`.
+//!
+//! # Transport security
+//!
+//! None yet: the connection is plain TCP, unencrypted. The sign of each call
+//! (`MD5("pid:secret:salt:method:ts")`, see [`sign`]) proves that the call comes from a
+//! holder of the secret and is fresh, and the server refuses a replayed sign; but it covers
+//! neither the call's parameters (`uid`, `devicetoken`, `ce`: someone on the path can change
+//! them) nor the answer (the token `get_token` returns travels in clear, and whoever reads it
+//! can log in as that user). A captured sign also lets an observer test guesses of the
+//! secret offline, so use a long random secret. Keep the connection on a network you trust
+//! (loopback, a private network, a VPN or a TLS tunnel) until FPNN encryption (ECDH +
+//! AES, which the official SDKs offer) lands here.
+//!
 //! # Blocking
 //!
 //! [`blocking::RtmServerClient`] has the same calls for code that is not async.
@@ -74,3 +90,14 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use fpnn::client::{ConnectionEvent, KeepAlive, RegressiveStrategy};
+
+/// The crate README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The workspace README's SDK example, compiled as a doc test (it is the first thing a
+/// newcomer copies).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadmeDoctests;

@@ -315,3 +315,46 @@ fn the_blocking_client_works_from_plain_threads_and_refuses_async_contexts() {
     drop(c);
     drop(s);
 }
+
+#[tokio::test]
+async fn kickout_returns_the_kicked_count_when_the_server_sends_one() {
+    for (answer, expected) in [
+        (Value::map().with("kicked", 3), Some(3)),
+        (Value::map().with("kicked", 0u64), Some(0)),
+        // The hosted RTM service answers `{}`.
+        (Value::map(), None),
+        // A count in another form is ignored: the kickout itself succeeded.
+        (Value::map().with("kicked", "3"), None),
+        (Value::map().with("kicked", -1), None),
+    ] {
+        let s = scripted(Script::Ok(answer.clone())).await;
+        let c = client(&s.server);
+        assert_eq!(c.kickout(1).await, Ok(expected), "{answer}");
+        assert_eq!(
+            c.kickout_endpoint(1, "10.0.0.1:5").await,
+            Ok(expected),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_error_returned_from_main_prints_as_its_message() {
+    let s = scripted(Script::Fail(200002, "invalid sign for project 11000001")).await;
+    let err = client(&s.server).get_token(1).await.unwrap_err();
+    // `main` returning `Err(e)` prints `Error: {e:?}`, directly or through a `Box<dyn Error>`.
+    let message =
+        "server error 200002 (RTM_EC_INVALID_PID_OR_SIGN): invalid sign for project 11000001";
+    assert_eq!(format!("{err:?}"), message);
+    let boxed: Box<dyn std::error::Error> = Box::new(err.clone());
+    assert_eq!(format!("{boxed:?}"), message);
+    // The alternate form lists the parts.
+    let parts = format!("{err:#?}");
+    for field in [
+        "code: 200002",
+        "name: Some(\n        \"RTM_EC_INVALID_PID_OR_SIGN\",\n    )",
+        &format!("message: {message:?}"),
+    ] {
+        assert!(parts.contains(field), "{field} in {parts}");
+    }
+}

@@ -134,8 +134,10 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
             Ok(Value::map())
         }
         Call::Kickout { ce } => {
-            state.kickout(pid, uid, ce.as_deref()).await?;
-            Ok(Value::map())
+            // `kicked` (an extension; official SDKs ignore answer keys they do not read):
+            // the sessions closed here and dispatched to the other nodes of a cluster.
+            let kicked = state.kickout(pid, uid, ce.as_deref()).await?;
+            Ok(Value::map().with("kicked", kicked))
         }
         Call::GetDevices => {
             let devices = state.store_op(store.devices(pid, uid)).await?;

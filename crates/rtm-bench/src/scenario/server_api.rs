@@ -354,7 +354,7 @@ fn sdk_load(ctx: Arc<Ctx>) -> ConnOut {
                                 let token = format!("bench-device-{uid}-{c}-{d}-{n}");
                                 client.add_device(uid, "fcm", &token).await
                             }
-                            Method::Kickout => client.kickout(uid).await,
+                            Method::Kickout => client.kickout(uid).await.map(drop),
                         };
                         let now = Instant::now();
                         ctx.progress.fetch_add(1, Ordering::Relaxed);
