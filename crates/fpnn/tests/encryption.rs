@@ -571,6 +571,19 @@ fn every_curve_mode_and_key_size_round_trips() {
 }
 
 #[test]
+fn an_ephemeral_key_on_another_curve_is_refused() {
+    let server = PrivateKey::generate(Curve::Secp256r1).unwrap();
+    let ephemeral = PrivateKey::generate(Curve::Secp256k1).unwrap();
+    assert!(matches!(
+        ClientEncryption::new(server.public_key().clone()).start_with(&ephemeral),
+        Err(HandshakeError::Key(KeyError::CurveMismatch {
+            expected: Curve::Secp256r1,
+            found: Curve::Secp256k1
+        }))
+    ));
+}
+
+#[test]
 fn each_connection_gets_a_fresh_ephemeral_key() {
     let server = PrivateKey::generate(Curve::Secp256r1).unwrap();
     let config = ClientEncryption::new(server.public_key().clone());
@@ -1086,8 +1099,12 @@ fn ecc_key_makers_76_column_pem_is_read() {
         assert!(body.len() > 76, "the test needs a wrapped line");
         let key = PublicKey::from_pem(pem.as_bytes()).unwrap();
         assert_eq!(key.as_bytes(), v.server_public);
-        // Without the final newline too.
+        // Without the final newline, and with CRLF line ends, too.
         let key = PublicKey::from_pem(pem.trim_end().as_bytes()).unwrap();
+        assert_eq!(key.as_bytes(), v.server_public);
+        let key = PublicKey::from_pem(pem.replace('\n', "\r\n").as_bytes()).unwrap();
+        assert_eq!(key.as_bytes(), v.server_public);
+        let key = PublicKey::from_pem(v.server_pem.replace('\n', "\r\n").as_bytes()).unwrap();
         assert_eq!(key.as_bytes(), v.server_public);
     }
 }

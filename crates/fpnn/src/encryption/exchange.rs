@@ -334,6 +334,12 @@ impl ClientEncryption {
     /// Starts the exchange with a given ephemeral key, on the server's curve. For tests and
     /// test vectors: a real client uses [`ClientEncryption::start`], a new key every time.
     pub fn start_with(&self, ephemeral: &PrivateKey) -> Result<ClientHandshake, HandshakeError> {
+        if ephemeral.curve() != self.server_key.curve() {
+            return Err(HandshakeError::Key(KeyError::CurveMismatch {
+                expected: self.server_key.curve(),
+                found: ephemeral.curve(),
+            }));
+        }
         let secret = ephemeral.shared_secret(self.server_key.as_bytes())?;
         Ok(ClientHandshake {
             request: KeyRequest::new(ephemeral.public_key(), self.mode, self.bits),
