@@ -14,7 +14,7 @@ put() { printf '%b' "$(sed 's/../\\x&/g' <<<"$2")" >"$1"; }
 
 # Inputs that once failed (regress-*) are kept; everything else is written anew.
 mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde \
-    seeds/encrypted_package_receiver seeds/encrypted_stream_receiver seeds/key_params
+    seeds/encrypted_receiver seeds/key_params
 find seeds -type f ! -name 'regress-*' -delete
 
 stream=""
@@ -58,15 +58,17 @@ done <"$vectors"
 put seeds/frame_decoder/all-chunked "0300040b$stream"
 put seeds/frame_decoder/all-small-limit "0b00040b$stream"
 
-# The encrypted receivers: every frame as plaintext (the targets encrypt it), whole and in
-# chunks of 1, 5 and 12 bytes; the same with AES-256 and a 128-byte limit; and the frames as
-# raw ciphertext (garbage under the targets' key).
-for target in encrypted_stream_receiver encrypted_package_receiver; do
-    if [[ $target == encrypted_stream_receiver ]]; then plain=$stream; else plain=$packages; fi
-    put "seeds/$target/all" "00$plain"
-    put "seeds/$target/all-chunked" "0300040b$plain"
-    put "seeds/$target/all-aes256-small-limit" "1a000b$plain"
-    put "seeds/$target/raw" "20$plain"
+# The encrypted receivers: every frame as plaintext (the target encrypts it) in package mode
+# (k = 0x00) and stream mode (0x40), whole and in chunks of 1, 5 and 12 bytes; the same with
+# AES-256 and a 128-byte limit; and the frames as raw wire bytes (garbage under the key).
+for mode in package stream; do
+    # k: the mode bit (0x40 for stream), chunk sizes, AES-256 (0x10), the small limit (0x08),
+    # raw wire bytes (0x20).
+    if [[ $mode == package ]]; then plain=$packages; k=(00 03 1a 20); else plain=$stream; k=(40 43 5a 60); fi
+    put "seeds/encrypted_receiver/$mode" "${k[0]}$plain"
+    put "seeds/encrypted_receiver/$mode-chunked" "${k[1]}00040b$plain"
+    put "seeds/encrypted_receiver/$mode-aes256-small-limit" "${k[2]}000b$plain"
+    put "seeds/encrypted_receiver/$mode-raw" "${k[3]}$plain"
 done
 
 # JSON payloads beyond the one vector.
