@@ -33,9 +33,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (sizes, data) = rest.split_at(usize::from(k & 0x07).min(rest.len()));
-    let max_frame = if k & 0x08 != 0 { 128 } else { DEFAULT_MAX_FRAME };
-    let bits = if k & 0x10 != 0 { Bits::Aes256 } else { Bits::Aes128 };
-    let mode = if k & 0x40 != 0 { Mode::Stream } else { Mode::Package };
+    let max_frame = if k & 0x08 != 0 {
+        128
+    } else {
+        DEFAULT_MAX_FRAME
+    };
+    let bits = if k & 0x10 != 0 {
+        Bits::Aes256
+    } else {
+        Bits::Aes128
+    };
+    let mode = if k & 0x40 != 0 {
+        Mode::Stream
+    } else {
+        Mode::Package
+    };
     let Some(keys) = KeyMaterial::derive(&[0x5a; 28], bits) else {
         return;
     };
@@ -63,10 +75,16 @@ fuzz_target!(|data: &[u8]| {
     for frame in &whole.0 {
         let mut wire = BytesMut::new();
         FrameEncryptor::new(&keys, mode)
-            .encrypt_frame(&frame.encode().expect("a decoded frame re-encodes"), &mut wire)
+            .encrypt_frame(
+                &frame.encode().expect("a decoded frame re-encodes"),
+                &mut wire,
+            )
             .expect("a frame under 4 GiB");
         let mut receiver = FrameReceiver::new(&keys, mode, usize::MAX);
-        assert_eq!(receiver.decode(&mut wire).as_ref(), Ok(&Some(frame.clone())));
+        assert_eq!(
+            receiver.decode(&mut wire).as_ref(),
+            Ok(&Some(frame.clone()))
+        );
         assert!(wire.is_empty());
     }
 });
@@ -129,19 +147,27 @@ fn seal_packages(keys: &KeyMaterial, data: &[u8], max_frame: usize) -> (Vec<u8>,
         if body.len() < len {
             // Cut short: the receiver waits for the rest, unless the length is refused.
             if len > max_frame && error.is_none() {
-                error = Some(CodecError::FrameTooLarge { len, max: max_frame });
+                error = Some(CodecError::FrameTooLarge {
+                    len,
+                    max: max_frame,
+                });
             }
             break;
         }
         let plaintext = &body[..len];
         let mut sender = FrameEncryptor::new(keys, Mode::Package);
-        sender.encrypt_frame(plaintext, &mut wire).expect("under 4 GiB");
+        sender
+            .encrypt_frame(plaintext, &mut wire)
+            .expect("under 4 GiB");
         rest = &body[len..];
         if error.is_some() {
             continue;
         }
         if len > max_frame {
-            error = Some(CodecError::FrameTooLarge { len, max: max_frame });
+            error = Some(CodecError::FrameTooLarge {
+                len,
+                max: max_frame,
+            });
             continue;
         }
         match exactly_one(plaintext, max_frame) {
@@ -159,8 +185,13 @@ fn exactly_one(plaintext: &[u8], max_frame: usize) -> Result<Frame, CodecError> 
     let mut decoder = FrameDecoder::new(max_frame);
     let actual = plaintext.len();
     match decoder.needed(plaintext)? {
-        None => Err(CodecError::LengthMismatch { expected: 12, actual }),
-        Some(expected) if expected != actual => Err(CodecError::LengthMismatch { expected, actual }),
+        None => Err(CodecError::LengthMismatch {
+            expected: 12,
+            actual,
+        }),
+        Some(expected) if expected != actual => {
+            Err(CodecError::LengthMismatch { expected, actual })
+        }
         Some(_) => {
             let mut buf = BytesMut::from(plaintext);
             Ok(decoder.decode(&mut buf)?.expect("a whole frame"))

@@ -38,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(accepted.answer.seq, 7);
             assert_eq!(accepted.answer.format, format);
             assert_eq!(accepted.answer.body().expect("an empty map"), Value::map());
-            let frame = Frame::from(accepted.answer.clone()).encode().expect("encodes");
+            let frame = Frame::from(accepted.answer.clone())
+                .encode()
+                .expect("encodes");
             let (mut out, mut back) = accepted.session.split(DEFAULT_MAX_FRAME);
             let mut wire = BytesMut::new();
             out.encrypt_frame(&frame, &mut wire).expect("small frame");
