@@ -13,10 +13,12 @@ vectors=../crates/fpnn/tests/data/fpnn-vectors.txt
 put() { printf '%b' "$(sed 's/../\\x&/g' <<<"$2")" >"$1"; }
 
 # Inputs that once failed (regress-*) are kept; everything else is written anew.
-mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde
+mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde \
+    seeds/encrypted_receiver seeds/key_params
 find seeds -type f ! -name 'regress-*' -delete
 
 stream=""
+packages=""
 n=0
 while IFS= read -r line; do
     [[ $line == "### "* ]] || continue
@@ -28,6 +30,13 @@ while IFS= read -r line; do
         # A frame: k = 0 (one chunk), then the frame.
         put "seeds/frame_decoder/$name" "00$hex"
         stream+=$hex
+        # The same frame as a package of the encrypted package mode: its u32 LE length first.
+        len=$((${#hex} / 2))
+        packages+=$(printf '%02x%02x%02x%02x' $((len & 255)) $((len >> 8 & 255)) $((len >> 16 & 255)) $((len >> 24)))$hex
+        # The *key quests: their payload (after the header, the seq and "*key").
+        if [[ $title == K1* || $title == S1* ]]; then
+            put "seeds/key_params/$name" "${hex:40}"
+        fi
         # Its payload: after the header, the seq (not for oneway) and the method.
         mtype=$((16#${hex:12:2}))
         ss=$((16#${hex:14:2}))
@@ -48,6 +57,19 @@ done <"$vectors"
 # frame limit.
 put seeds/frame_decoder/all-chunked "0300040b$stream"
 put seeds/frame_decoder/all-small-limit "0b00040b$stream"
+
+# The encrypted receivers: every frame as plaintext (the target encrypts it) in package mode
+# (k = 0x00) and stream mode (0x40), whole and in chunks of 1, 5 and 12 bytes; the same with
+# AES-256 and a 128-byte limit; and the frames as raw wire bytes (garbage under the key).
+for mode in package stream; do
+    # k: the mode bit (0x40 for stream), chunk sizes, AES-256 (0x10), the small limit (0x08),
+    # raw wire bytes (0x20).
+    if [[ $mode == package ]]; then plain=$packages; k=(00 03 1a 20); else plain=$stream; k=(40 43 5a 60); fi
+    put "seeds/encrypted_receiver/$mode" "${k[0]}$plain"
+    put "seeds/encrypted_receiver/$mode-chunked" "${k[1]}00040b$plain"
+    put "seeds/encrypted_receiver/$mode-aes256-small-limit" "${k[2]}000b$plain"
+    put "seeds/encrypted_receiver/$mode-raw" "${k[3]}$plain"
+done
 
 # JSON payloads beyond the one vector.
 printf '%s' '{"pid":11000001,"sign":"ABC","salt":123,"ts":1600000000,"uid":42}' >seeds/json_payload/gettoken

@@ -25,6 +25,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "encryption")]
+pub mod encryption;
 pub mod error;
 pub mod frame;
 pub mod msgpack;
