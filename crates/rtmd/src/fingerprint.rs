@@ -31,6 +31,21 @@
 //! Computing it allocates nothing; for a `gettoken` it costs some tens of nanoseconds
 //! (`cargo bench -p rtmd --bench fingerprint`).
 //!
+//! # Layout (version 1)
+//!
+//! Every node of a cluster must compute the same bytes, so the layout is fixed (integers
+//! little-endian, `len` as a `u64`):
+//!
+//! * a value: `0` nil; `1, b` bool; `2, u64` a non-negative integer; `3, i64` a negative
+//!   one; `4, f64 bits` a float; `5, len, bytes` str or bin; `6, len, values…` an array;
+//!   `7, len, sum` a map, where `sum` is the `u128` sum (wrapping) of its entries' hashes;
+//!   `8, type, len, bytes` an ext; nesting past 256 levels is the single byte `0xff`;
+//! * an entry's hash: XXH3-128 of its key's value followed by its value's value;
+//! * the fingerprint: XXH3-128 of `"rtmd request v1\0"`, the 16 digest bytes, the method
+//!   (`len, bytes`), the number of entries outside the envelope (`u64`) and the sum of their
+//!   hashes (`u128`), as 16 little-endian bytes (parameters that are not a map, which the
+//!   signature check never lets through: `u64::MAX` and the XXH3-128 of the value).
+//!
 //! Two distinct requests get the same 128-bit fingerprint with probability about 2^-128 per
 //! pair. The in-process window keeps 64 bits of it ([`crate::store`]): there a distinct
 //! request is refused as a replay with probability `N / 2^64` for `N` live entries, about
@@ -54,7 +69,7 @@ use std::fmt;
 
 use fpnn::Value;
 use serde::Deserialize;
-use xxhash_rust::xxh3::Xxh3Default;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3Default};
 
 /// How a project's server API calls are checked against replays (`replay` in a project's
 /// configuration). See the [module documentation](self) for what each protects against.
@@ -113,7 +128,7 @@ impl Fingerprint {
             // it); anything else is taken whole.
             other => (value_hash(other), u64::MAX),
         };
-        let mut h = Xxh3Default::new();
+        let mut h = Sink::new();
         h.update(REQUEST_DOMAIN);
         h.update(sign);
         write_bytes(&mut h, method.as_bytes());
@@ -170,9 +185,52 @@ fn is_envelope(key: &Value) -> bool {
     matches!(key.as_bytes(), Some(b"pid" | b"sign" | b"salt" | b"ts"))
 }
 
+/// What is hashed, gathered on the stack while it is short (then hashed in one call, the
+/// fast path of XXH3 for inputs up to 240 bytes), streamed into XXH3's hasher beyond. Both
+/// give the same digest for the same bytes.
+struct Sink {
+    inline: [u8; INLINE],
+    len: usize,
+    stream: Option<Xxh3Default>,
+}
+
+/// Bytes kept on the stack before streaming: a `gettoken`'s entries and its final text fit.
+const INLINE: usize = 128;
+
+impl Sink {
+    fn new() -> Sink {
+        Sink {
+            inline: [0; INLINE],
+            len: 0,
+            stream: None,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        if let Some(stream) = &mut self.stream {
+            stream.update(bytes);
+        } else if let Some(room) = self.inline.get_mut(self.len..self.len + bytes.len()) {
+            room.copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            let mut stream = Xxh3Default::new();
+            stream.update(&self.inline[..self.len]);
+            stream.update(bytes);
+            self.stream = Some(stream);
+        }
+    }
+
+    fn digest128(&self) -> u128 {
+        match &self.stream {
+            Some(stream) => stream.digest128(),
+            None => xxh3_128(&self.inline[..self.len]),
+        }
+    }
+}
+
 /// The hash of one map entry, key and value.
 fn entry_hash(key: &Value, value: &Value, depth: usize) -> u128 {
-    let mut h = Xxh3Default::new();
+    let mut h = Sink::new();
     write_value(&mut h, key, depth + 1);
     write_value(&mut h, value, depth + 1);
     h.digest128()
@@ -180,19 +238,19 @@ fn entry_hash(key: &Value, value: &Value, depth: usize) -> u128 {
 
 /// The hash of one value alone.
 fn value_hash(value: &Value) -> u128 {
-    let mut h = Xxh3Default::new();
+    let mut h = Sink::new();
     write_value(&mut h, value, 0);
     h.digest128()
 }
 
 /// A length-prefixed byte string.
-fn write_bytes(h: &mut Xxh3Default, bytes: &[u8]) {
+fn write_bytes(h: &mut Sink, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());
     h.update(bytes);
 }
 
 /// Feeds the canonical form of `value`: a tag byte, then what the tag says.
-fn write_value(h: &mut Xxh3Default, value: &Value, depth: usize) {
+fn write_value(h: &mut Sink, value: &Value, depth: usize) {
     if depth > MAX_DEPTH {
         h.update(&[0xff]);
         return;
@@ -373,6 +431,19 @@ mod tests {
     /// The fingerprint of `the_fingerprint_is_stable`'s request, computed apart from this
     /// code: the documented layout fed to Python's `xxhash.xxh3_128_intdigest`.
     const STABLE_FINGERPRINT: &str = "7E08A8FADA38F5B1B568472F1839C04E";
+
+    #[test]
+    fn the_stack_and_the_stream_give_the_same_digest() {
+        let text: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        for len in [0, 1, 127, 128, 129, 240, 241, 1000] {
+            for split in [0, 1, len / 2, len] {
+                let mut sink = Sink::new();
+                sink.update(&text[..split.min(len)]);
+                sink.update(&text[split.min(len)..len]);
+                assert_eq!(sink.digest128(), xxh3_128(&text[..len]), "{len} {split}");
+            }
+        }
+    }
 
     #[test]
     fn deep_values_do_not_overflow_the_stack() {
