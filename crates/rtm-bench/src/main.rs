@@ -77,7 +77,7 @@ struct Global {
     /// Unmeasured seconds before each load run.
     #[arg(long, global = true, default_value_t = 2.0)]
     warmup: f64,
-    /// `limits.replay_capacity` of the rtmd the bench starts (signs remembered against
+    /// `limits.replay_capacity` of the rtmd the bench starts (requests remembered against
     /// replays); the default of rtmd, 4 Mi, fills up in seconds at these rates. 0 leaves
     /// rtmd's default.
     #[arg(long, global = true, default_value_t = 16 << 20)]
