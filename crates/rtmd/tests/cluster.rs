@@ -17,9 +17,12 @@
 #[path = "common/official_sdk.rs"]
 #[allow(dead_code)] // the Python generator is for the other tests
 mod official_sdk;
+#[path = "common/redis_keys.rs"]
+mod redis_keys;
 
 use fpnn::client::{Client, ConnectionEvent};
 use fpnn::Value;
+use redis_keys::delete_prefix;
 use rtm_server_sdk::RtmServerClient;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -87,23 +90,6 @@ fn unique_prefix(test: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("rtmd-cluster-{test}-{}-{nanos}", std::process::id())
-}
-
-/// Deletes the keys of a test.
-async fn delete_prefix(url: &str, prefix: &str) {
-    let Ok(mut conn) = redis_conn(url).await else {
-        return;
-    };
-    for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
-        }
-    }
 }
 
 /// The user's live registry members (`node|conn|ce`), as the layout in `store/redis.rs`

@@ -324,7 +324,7 @@ async fn request_mode_through_the_redis_store() {
     if let Some((mut server, prefix)) = redis_server().await {
         request_mode(&server).await;
         server.shutdown().await;
-        delete_redis_prefix(TEST_REDIS, &prefix).await;
+        redis_keys::delete_prefix(TEST_REDIS, &prefix).await;
     }
 }
 
@@ -333,7 +333,7 @@ async fn sign_mode_through_the_redis_store() {
     if let Some((mut server, prefix)) = redis_server().await {
         sign_mode(&server).await;
         server.shutdown().await;
-        delete_redis_prefix(TEST_REDIS, &prefix).await;
+        redis_keys::delete_prefix(TEST_REDIS, &prefix).await;
     }
 }
 
@@ -342,7 +342,7 @@ async fn off_mode_through_the_redis_store() {
     if let Some((mut server, prefix)) = redis_server().await {
         off_mode(&server).await;
         server.shutdown().await;
-        delete_redis_prefix(TEST_REDIS, &prefix).await;
+        redis_keys::delete_prefix(TEST_REDIS, &prefix).await;
     }
 }
 

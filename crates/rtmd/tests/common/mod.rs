@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a part of the helpers
 
 pub mod official_sdk;
+pub mod redis_keys;
 
 use fpnn::client::{Client, ConnectionEvent};
 use fpnn::{ErrorAnswer, Frame, FrameDecoder, Quest, Value};
@@ -876,25 +877,5 @@ impl Store for HeldStore {
     }
     async fn close(&self) -> StoreResult<()> {
         self.inner.close().await
-    }
-}
-
-/// Deletes every key of a Redis under `prefix` (plain or as a hash tag), best effort.
-pub async fn delete_redis_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
-    for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
-        }
     }
 }

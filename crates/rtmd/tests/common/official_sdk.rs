@@ -137,13 +137,8 @@ pub const PYTHON_VERSION: &str = "PYTHON-2.2.6";
 /// A Python SDK `gettoken` quest (`get_token`): the dict `{pid, sign, salt, ts, uid,
 /// version}` in that order (dicts keep insertion order); `ts` is read before the salt.
 pub fn python_gettoken(pid: i32, secret: &str, salt: i64, ts: i64, uid: i64) -> Value {
-    Value::map()
-        .with("pid", pid)
-        .with("sign", sign(pid, secret, salt, "gettoken", ts))
-        .with("salt", salt)
-        .with("ts", ts)
-        .with("uid", uid)
-        .with("version", PYTHON_VERSION)
+    // The C++ SDK's keys in the same order, then `version`.
+    cpp_gettoken(pid, secret, salt, ts, uid).with("version", PYTHON_VERSION)
 }
 
 /// A clock frozen at `at`: every read in the same second (or millisecond).
