@@ -194,7 +194,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP rtmd_kicked_connections_closed_total Kicked connections closed, by who closed them: the client within limits.kickout_grace, or the server after it."
+            "# HELP rtmd_kicked_connections_closed_total Kicked connections closed, by who closed them: the client within limits.kickout_grace (or the connection failed), or the server when the grace ran out."
         );
         let _ = writeln!(out, "# TYPE rtmd_kicked_connections_closed_total counter");
         for (by, counter) in [

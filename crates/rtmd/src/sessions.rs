@@ -103,7 +103,8 @@ impl Default for Sessions {
 /// Who closed a kicked connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KickClose {
-    /// The client, within the grace (as the official clients do on `kickout`).
+    /// The connection closed within the grace: the client closed it (as the official
+    /// clients do on `kickout`), or it failed, or the server shut down.
     Client,
     /// The server: the grace ran out, or the push could not be queued.
     Server,
