@@ -1,5 +1,6 @@
 //! A minimal async gate client for the scenarios that hold many logins: connect, `auth`,
-//! then read until the connection closes, answering the gate's `ping` pushes.
+//! then read until the gate pushes `kickout` or closes the connection, answering the gate's
+//! `ping` pushes.
 
 use crate::wire;
 use bytes::BytesMut;
@@ -60,15 +61,16 @@ pub async fn login(gate: SocketAddr, pid: i32, uid: i64, token: &str) -> std::io
 /// What a held session saw.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ending {
-    /// When the gate's `kickout` push arrived.
+    /// When the gate's `kickout` push arrived (the client then closed the connection).
     pub kickout: Option<Instant>,
-    /// When the connection was seen closed.
+    /// When the connection was seen closed by the server (or failed) without a `kickout`.
     pub closed: Option<Instant>,
 }
 
 impl Session {
-    /// Reads until the server closes the connection (or it fails), answering pushed
-    /// two-way quests with `{}`.
+    /// Reads until the gate pushes `kickout`, then closes the connection as the official
+    /// clients do; or until the server closes it (or it fails). Answers pushed two-way
+    /// quests with `{}`.
     pub async fn hold(mut self) -> Ending {
         let mut ending = Ending::default();
         let mut decoder = FrameDecoder::default();
@@ -78,7 +80,9 @@ impl Session {
                 match decoder.decode(&mut self.buf) {
                     Ok(Some(Frame::Quest(q))) => {
                         if q.method == "kickout" {
-                            ending.kickout.get_or_insert_with(Instant::now);
+                            // Dropping the stream closes the connection.
+                            ending.kickout = Some(Instant::now());
+                            return ending;
                         }
                         if let Some(seq) = q.seq {
                             if let Ok(answer) = Answer::ok(seq, Format::MsgPack, &Value::map()) {

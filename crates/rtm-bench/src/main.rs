@@ -77,7 +77,7 @@ struct Global {
     /// Unmeasured seconds before each load run.
     #[arg(long, global = true, default_value_t = 2.0)]
     warmup: f64,
-    /// `limits.replay_capacity` of the rtmd the bench starts (signs remembered against
+    /// `limits.replay_capacity` of the rtmd the bench starts (requests remembered against
     /// replays); the default of rtmd, 4 Mi, fills up in seconds at these rates. 0 leaves
     /// rtmd's default.
     #[arg(long, global = true, default_value_t = 16 << 20)]
@@ -144,7 +144,7 @@ enum Command {
         #[arg(long)]
         limit: bool,
     },
-    /// Kickout latency: from the server API call to the client seeing its connection closed.
+    /// Kickout latency: from the server API call to the client receiving the `kickout` push.
     Kickout {
         /// Users logged in, then kicked one by one.
         #[arg(short = 'u', long, default_value_t = 2000)]
@@ -619,7 +619,7 @@ fn run_all(
     push(report, run);
     drop(rtmd);
     report.verdicts.push(Verdict {
-        target: "kickout call -> client sees close".into(),
+        target: "kickout call -> client receives the push".into(),
         measured: format!("p99 {kick_p99:.3} ms"),
         baseline: format!("call answered p99 {call_p99:.3} ms"),
         goal: "p99 < 5 ms".into(),

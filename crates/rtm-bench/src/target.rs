@@ -118,7 +118,7 @@ fn field(fields: &[(String, String)], key: &str, what: &str) -> Result<SocketAdd
 impl Target {
     /// Starts `rtmd` (the binary at `bin`) on free loopback ports, with a configuration file
     /// written into `data_dir`: the development project's pid, a fresh secret, and a replay
-    /// window of `replay_capacity` signs (the default one fills up within seconds at the
+    /// window of `replay_capacity` requests (the default one fills up within seconds at the
     /// rates measured here; see BENCHMARKS.md). Waits for its ready line.
     pub fn start_rtmd(
         bin: &Path,

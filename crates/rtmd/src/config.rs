@@ -15,7 +15,8 @@
 //! idle_timeout = "60s"
 //! auth_timeout = "5s"
 //! client_ping_interval = "20s"
-//! replay_capacity = 4194304         # signs remembered against replays (~34 B each)
+//! replay_capacity = 4194304         # requests remembered against replays (~35 B each)
+//! kickout_grace = "1s"               # a kicked connection is left to the client to close this long
 //!
 //! [redis]                            # only with store = "redis://..." (cluster mode)
 //! key_prefix = "rtm"                 # every key and channel starts with it
@@ -31,11 +32,13 @@
 //! legacy_sign = false
 //! max_devices = 32
 //! removetoken_kicks = false
+//! replay = "request"                 # or "sign" (any reuse of a sign refused), or "off"
 //! ```
 //!
 //! Durations are written `"1500ms"`, `"300s"`, `"5m"`, `"24h"`, `"7d"`, or as a number of
 //! seconds. Unknown keys are refused, so a typo does not silently fall back to a default.
 
+use crate::fingerprint::ReplayMode;
 use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
 use std::fmt;
@@ -45,6 +48,15 @@ use std::time::Duration;
 
 /// The pid of the development project (run without a configuration file).
 pub const DEV_PID: i32 = 11000001;
+
+/// The default of `limits.kickout_grace`: over three times the 300 ms that the 2018 Java
+/// client was measured to need, so that it also covers a retransmission of the push at
+/// Linux's minimum retransmission timeout (200 ms) and a client that reads late.
+pub const DEFAULT_KICKOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest `limits.kickout_grace` accepted: a kicked connection that the client does
+/// not close is held this long at most.
+pub const MAX_KICKOUT_GRACE: Duration = Duration::from_secs(60);
 
 /// Why the configuration was refused. The message names the field and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -158,14 +170,23 @@ pub struct Limits {
     /// How long graceful shutdown waits for in-flight calls. Default 10 s.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
-    /// How many server API signs the replay window of the embedded store remembers (about
-    /// 35 bytes each). A sign is kept until its `ts` leaves the project's `sign_window`
-    /// (about `sign_window` for a client whose clock is right), so this bounds the sustained
-    /// rate of signed calls to about `replay_capacity / sign_window`: with the defaults
-    /// (4 Mi signs, 300 s), some 14,000 calls a second; beyond that, calls fail (200999,
-    /// "replay window full") until signs expire. Size it for the node's peak rate. Default
-    /// 4194304. (In cluster mode the window lives in Redis, with no such cap.)
+    /// How many server API requests the replay window of the embedded store remembers
+    /// (about 35 bytes each). A request is kept until its `ts` leaves the project's
+    /// `sign_window` (about `sign_window` for a client whose clock is right), so this bounds
+    /// the sustained rate of signed calls to about `replay_capacity / sign_window`: with the
+    /// defaults (4 Mi requests, 300 s), some 14,000 calls a second; beyond that, calls fail
+    /// (200999, "replay window full") until entries expire. Size it for the node's peak
+    /// rate. Default 4194304. (In cluster mode the window lives in Redis, with no such cap;
+    /// projects with `replay = "off"` use none of it.)
     pub replay_capacity: usize,
+    /// After the gate pushes `kickout` to a connection, its session is over at once, but
+    /// the connection is left to the client to close for this long; then the gate closes
+    /// it. The official clients close it themselves on `kickout`, and the 2018 Java reader
+    /// drops a frame that arrives in the same read as the server's FIN, so the close must
+    /// not follow the push at once. Default 1 s (see the README's configuration reference
+    /// for why); 0 closes right after the push.
+    #[serde(deserialize_with = "duration")]
+    pub kickout_grace: Duration,
 }
 
 impl Default for Limits {
@@ -178,6 +199,7 @@ impl Default for Limits {
             client_ping_interval: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(10),
             replay_capacity: crate::store::DEFAULT_REPLAY_CAPACITY,
+            kickout_grace: DEFAULT_KICKOUT_GRACE,
         }
     }
 }
@@ -233,6 +255,11 @@ pub struct Project {
     /// `removetoken` also closes the user's live sessions. Default off.
     #[serde(default)]
     pub removetoken_kicks: bool,
+    /// What the replay window keys on: `"request"` (default: an exact resend is refused,
+    /// distinct requests sharing a sign are answered), `"sign"` (any reuse of a sign is
+    /// refused; for SDKs with unique salts) or `"off"`. See [`crate::fingerprint`].
+    #[serde(default)]
+    pub replay: ReplayMode,
 }
 
 impl Project {
@@ -247,6 +274,7 @@ impl Project {
             legacy_sign: false,
             max_devices: default_max_devices(),
             removetoken_kicks: false,
+            replay: ReplayMode::default(),
         }
     }
 }
@@ -373,6 +401,15 @@ impl Config {
             if value.is_zero() {
                 return Err(invalid(field, "must be longer than zero"));
             }
+        }
+        if limits.kickout_grace > MAX_KICKOUT_GRACE {
+            return Err(invalid(
+                "limits.kickout_grace",
+                format!(
+                    "{:?} is longer than {MAX_KICKOUT_GRACE:?}: a kicked connection would be held that long",
+                    limits.kickout_grace
+                ),
+            ));
         }
         if limits.client_ping_interval >= limits.idle_timeout {
             return Err(invalid(
@@ -546,6 +583,7 @@ mod tests {
         [limits]
         idle_timeout = "90s"
         auth_timeout = 3
+        kickout_grace = "250ms"
         [[projects]]
         pid = 5
         secrets = ["a", "b"]
@@ -554,6 +592,7 @@ mod tests {
         [[projects]]
         pid = 6
         secrets = ["c"]
+        replay = "sign"
     "#;
 
     #[test]
@@ -571,6 +610,13 @@ mod tests {
         assert!(c.projects[1].multi_login);
         assert_eq!(c.projects[1].max_devices, 32);
         assert_eq!(c.listen.admin, "");
+        assert_eq!(c.limits.kickout_grace, Duration::from_millis(250));
+        assert_eq!(c.projects[0].replay, ReplayMode::Request);
+        assert_eq!(c.projects[1].replay, ReplayMode::Sign);
+        let d = Config::from_toml("[[projects]]\npid = 1\nsecrets = [\"a\"]\nreplay = \"off\"\n")
+            .unwrap();
+        assert_eq!(d.limits.kickout_grace, DEFAULT_KICKOUT_GRACE);
+        assert_eq!(d.projects[0].replay, ReplayMode::Off);
     }
 
     fn refused(text: &str) -> String {
@@ -599,6 +645,11 @@ mod tests {
             "[redis]\nsession_ttl = \"2s\"\ncommand_timeout = \"2s\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n",
         );
         assert!(e.contains("redis.session_ttl"), "{e}");
+        let e =
+            refused("[limits]\nkickout_grace = \"2m\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n");
+        assert!(e.contains("limits.kickout_grace"), "{e}");
+        let e = refused("[[projects]]\npid = 1\nsecrets = [\"a\"]\nreplay = \"salt\"\n");
+        assert!(e.contains("replay") && e.contains("request"), "{e}");
     }
 
     #[test]

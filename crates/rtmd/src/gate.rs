@@ -14,9 +14,14 @@
 //!   closes a client that misses two in a row.
 //! * A session's `ce` is the client's address as the gate sees it (`ip:port`; an IPv4
 //!   client of a dual-stack listener as plain IPv4).
+//! * A kickout ends a session at once ([`crate::sessions`]): the connection is pushed
+//!   `kickout`, then left to the client to close for `limits.kickout_grace`. Meanwhile every
+//!   quest on it but `bye` answers 200022 saying the session was kicked (an official client
+//!   has closed the connection by then and never sees it; any other client gets an answer at
+//!   once instead of waiting for the close), and no `ping` is pushed to it.
 
 use crate::params::{want_int, want_str};
-use crate::sessions::{endpoint, Session};
+use crate::sessions::{endpoint, Login, Session};
 use crate::state::{store_unavailable, unix_secs, State};
 use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{Error, ErrorAnswer, HandlerResult, Value};
@@ -45,7 +50,7 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
                     _ = tokio::time::sleep(limit) => {}
                     _ = conn.closed() => return,
                 }
-                if conn.data::<Session>().is_none() && !conn.is_closed() {
+                if conn.data::<Login>().is_none() && !conn.is_closed() {
                     tracing::debug!(peer = %conn.peer_addr(), "no auth in time, closing");
                     conn.close();
                 }
@@ -56,8 +61,10 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
                 .metrics
                 .gate_connections
                 .fetch_sub(1, Ordering::Relaxed);
-            if let Some(session) = conn.data::<Session>() {
-                on_close.session_closed(session, conn.id());
+            // A kicked session left this node's registry when it was kicked; the cluster
+            // registry is told again (best effort), in case the kick could not reach Redis.
+            if let Some(login) = conn.data::<Login>() {
+                on_close.session_closed(&login.session, conn.id());
             }
         })
         .route("auth", move |conn, params| {
@@ -69,30 +76,40 @@ pub fn routes(builder: ServerBuilder, state: Arc<State>) -> ServerBuilder {
             Ok(Value::map())
         })
         .route("ping", |conn: Connection, _params| {
-            let logged_in = conn.data::<Session>().is_some();
-            async move {
-                if logged_in {
-                    Ok(Value::map())
-                } else {
-                    Err(unauthorized())
-                }
-            }
+            let answer = logged_in(&conn).map(|_| Value::map());
+            async move { answer }
         })
         .fallback(|conn: Connection, method: &str, _params| {
-            let answer = if conn.data::<Session>().is_some() {
-                ErrorAnswer::new(
+            let answer = logged_in(&conn).and_then(|_| {
+                Err(ErrorAnswer::new(
                     fpnn::code::CORE_UNKNOWN_METHOD,
                     format!("unknown method: {method}"),
-                )
-            } else {
-                unauthorized()
-            };
-            async move { Err(answer) }
+                ))
+            });
+            async move { answer }
         })
+}
+
+/// The session of a connection that is logged in, or the answer for one that is not: 200022,
+/// before `auth` or after a kickout.
+fn logged_in(conn: &Connection) -> Result<&Session, ErrorAnswer> {
+    match conn.data::<Login>() {
+        Some(login) if login.is_ended() => Err(kicked()),
+        Some(login) => Ok(&login.session),
+        None => Err(unauthorized()),
+    }
 }
 
 fn unauthorized() -> ErrorAnswer {
     ErrorAnswer::new(code::UNAUTHORIZED, "not logged in: send auth first")
+}
+
+/// The answer to a quest on a connection whose session a kickout ended.
+fn kicked() -> ErrorAnswer {
+    ErrorAnswer::new(
+        code::UNAUTHORIZED,
+        "not logged in: this session was ended by a kickout, and the server closes the connection",
+    )
 }
 
 fn refused(state: &State, reason: &str) -> HandlerResult {
@@ -101,11 +118,15 @@ fn refused(state: &State, reason: &str) -> HandlerResult {
 }
 
 async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerResult {
-    if conn.data::<Session>().is_some() {
-        return Err(ErrorAnswer::new(
-            code::DUPLICATED_AUTH,
-            "already logged in on this connection",
-        ));
+    match conn.data::<Login>() {
+        Some(login) if login.is_ended() => return Err(kicked()),
+        Some(_) => {
+            return Err(ErrorAnswer::new(
+                code::DUPLICATED_AUTH,
+                "already logged in on this connection",
+            ))
+        }
+        None => {}
     }
     let pid = want_int(params, "pid")?;
     let uid = want_int(params, "uid")?;
@@ -146,7 +167,7 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
         state.metrics.auth("store_error");
         return Err(store_unavailable(&e));
     }
-    if !conn.set_data(session.clone()) {
+    if !conn.set_data(Login::new(session.clone())) {
         // Two `auth` quests raced on one connection; the other one won.
         state.session_closed(&session, conn.id());
         return Err(ErrorAnswer::new(
@@ -199,7 +220,8 @@ async fn auth(state: &Arc<State>, conn: Connection, params: &Value) -> HandlerRe
 }
 
 /// Pushes `ping` to a logged-in client every `interval`; two missed answers in a row close
-/// the connection (a client that vanished without a FIN leaves no ghost session).
+/// the connection (a client that vanished without a FIN leaves no ghost session). Ends with
+/// the session (a kickout) or the connection.
 async fn ping_loop(conn: Connection, interval: Duration) {
     let mut missed = 0;
     loop {
@@ -207,6 +229,9 @@ async fn ping_loop(conn: Connection, interval: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = conn.closed() => return,
+        }
+        if logged_in(&conn).is_err() {
+            return;
         }
         match conn.push_quest("ping", &Value::map(), Some(interval)).await {
             // Any answer, even an error answer, shows the client is there.

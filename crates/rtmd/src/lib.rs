@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod fingerprint;
 pub mod gate;
 mod hex;
 pub mod metrics;

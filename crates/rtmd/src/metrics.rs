@@ -1,5 +1,6 @@
 //! Prometheus metrics, rendered in the text exposition format at `/metrics`.
 
+use crate::sessions::KickClose;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -46,8 +47,13 @@ pub struct Metrics {
     /// Error answers by (method, code).
     calls_failed: Mutex<BTreeMap<(&'static str, i32), u64>>,
     auth: [AtomicU64; AUTH_RESULTS.len()],
-    /// Sessions closed by a kickout (server API, multi-login off, `removetoken_kicks`).
+    /// Sessions ended by a kickout (server API, multi-login off, `removetoken_kicks`).
     pub kicked_sessions: AtomicU64,
+    /// Kicked connections closed by the client within the grace.
+    kicked_closed_by_client: AtomicU64,
+    /// Kicked connections closed by the server (the grace ran out, or the push could not be
+    /// queued).
+    kicked_closed_by_server: AtomicU64,
     store_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     store_count: AtomicU64,
     store_sum_micros: AtomicU64,
@@ -86,6 +92,15 @@ impl Metrics {
         if let Some(i) = AUTH_RESULTS.iter().position(|r| *r == result) {
             self.auth[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a kicked connection's close, by who closed it.
+    pub fn kicked_connection_closed(&self, by: KickClose) {
+        let counter = match by {
+            KickClose::Client => &self.kicked_closed_by_client,
+            KickClose::Server => &self.kicked_closed_by_server,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one store operation.
@@ -169,7 +184,7 @@ impl Metrics {
 
         let _ = writeln!(
             out,
-            "# HELP rtmd_kicked_sessions_total Sessions closed by a kickout."
+            "# HELP rtmd_kicked_sessions_total Sessions ended by a kickout."
         );
         let _ = writeln!(out, "# TYPE rtmd_kicked_sessions_total counter");
         let _ = writeln!(
@@ -177,6 +192,21 @@ impl Metrics {
             "rtmd_kicked_sessions_total {}",
             get(&self.kicked_sessions)
         );
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_kicked_connections_closed_total Kicked connections closed, by who closed them: the client within limits.kickout_grace (or the connection failed), or the server when the grace ran out."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_kicked_connections_closed_total counter");
+        for (by, counter) in [
+            ("client", &self.kicked_closed_by_client),
+            ("server", &self.kicked_closed_by_server),
+        ] {
+            let _ = writeln!(
+                out,
+                "rtmd_kicked_connections_closed_total{{by=\"{by}\"}} {}",
+                get(counter)
+            );
+        }
 
         let _ = writeln!(
             out,
@@ -233,7 +263,10 @@ mod tests {
         m.call_failed("adddevice", 200034);
         m.auth("revoked");
         m.store_op(Duration::from_micros(300), true);
+        m.kicked_connection_closed(KickClose::Server);
         let text = m.render(0);
+        assert!(text.contains("rtmd_kicked_connections_closed_total{by=\"client\"} 0"));
+        assert!(text.contains("rtmd_kicked_connections_closed_total{by=\"server\"} 1"));
         assert!(text.contains("rtmd_server_calls_total{method=\"gettoken\",result=\"ok\"} 1"));
         assert!(text.contains("rtmd_server_calls_total{method=\"adddevice\",result=\"200034\"} 1"));
         assert!(text.contains("rtmd_auth_total{result=\"revoked\"} 1"));

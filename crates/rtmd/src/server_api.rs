@@ -2,8 +2,10 @@
 //! and the extension `getdevices`.
 //!
 //! Every quest is first authenticated ([`crate::signature`]), then its own keys are read
-//! (missing 10009, mistyped 10010, bad uid 200001, bad device fields 200034), then its sign
-//! is recorded in the replay window (200006 when seen before), and only then does it act.
+//! (missing 10009, mistyped 10010, bad uid 200001, bad device fields 200034), then it is
+//! recorded in the replay window by its fingerprint, of the request or of the sign as the
+//! project's `replay` mode says (200006 when seen before; [`crate::fingerprint`]), and only
+//! then does it act.
 
 use crate::params::{opt_str, want_str, want_uid};
 use crate::sessions::normalize_ce;
@@ -88,15 +90,17 @@ async fn handle(state: &State, method: &'static str, params: &Value) -> HandlerR
         },
         _ => Call::GetDevices,
     };
-    let fresh = state
-        .store_op(
-            state
-                .store
-                .check_and_record_sign(project.pid, signed.sign, signed.replay_ttl),
-        )
-        .await?;
-    if !fresh {
-        return Err(signature::replayed());
+    if let Some(fingerprint) = project.replay.fingerprint(&signed.digest, method, params) {
+        let fresh = state
+            .store_op(state.store.check_and_record_request(
+                project.pid,
+                &fingerprint,
+                signed.replay_ttl,
+            ))
+            .await?;
+        if !fresh {
+            return Err(signature::replayed(project.replay));
+        }
     }
     let pid = project.pid;
     let store = &state.store;

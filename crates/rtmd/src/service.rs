@@ -119,7 +119,7 @@ impl Rtmd {
             store,
             tokens,
             sessions: Sessions::new(),
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             cluster,
             config,
         });

@@ -1,14 +1,24 @@
-//! The logged-in client sessions of this node, by user.
+//! The logged-in client sessions of this node, by user, and the kick that ends one.
+//!
+//! A kick ends a session at once: the connection leaves the registry (it is no longer
+//! online), its [`Login`] is marked ended (the gate serves no further quest on it), and the
+//! one-way `kickout` is pushed. The connection itself is left to the client to close for
+//! `limits.kickout_grace` ([`close_after_grace`]): the official clients close it themselves
+//! on `kickout`, and the 2018 Java reader drops a frame that arrives in the same read as the
+//! server's FIN, so a close right behind the push would hide the push from it. After the
+//! grace the server closes the connection; if the push cannot be queued, at once.
 
 use fpnn::server::Connection;
 use fpnn::Value;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-/// What a logged-in gate connection carries (attached to its [`Connection`]).
+/// A user's login on one gate connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The project.
@@ -17,6 +27,35 @@ pub struct Session {
     pub uid: i64,
     /// The client's endpoint as the gate sees it (`ip:port`), the `ce` of `kickout`.
     pub ce: String,
+}
+
+/// What a logged-in gate connection carries (attached to its [`Connection`] once): its
+/// session, and whether a kick has ended it.
+#[derive(Debug)]
+pub struct Login {
+    /// The session.
+    pub session: Session,
+    ended: AtomicBool,
+}
+
+impl Login {
+    /// A live login.
+    pub fn new(session: Session) -> Login {
+        Login {
+            session,
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    /// `true` once a kick has ended the session: the connection stays open (for the
+    /// client to close) but serves nothing more.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+    }
 }
 
 /// A client's endpoint as `kickout`'s `ce` names it: `ip:port`, with an IPv4 client of a
@@ -61,11 +100,59 @@ impl Default for Sessions {
     }
 }
 
-/// Pushes the one-way `kickout` quest to a client and closes the connection after it.
-pub fn kick_connection(conn: &Connection) {
-    // A connection that is already closing cannot take the push; closing it is enough.
-    let _ = conn.push_oneway("kickout", &Value::map());
-    conn.close();
+/// Who closed a kicked connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickClose {
+    /// The connection closed within the grace: the client closed it (as the official
+    /// clients do on `kickout`), or it failed, or the server shut down.
+    Client,
+    /// The server: the grace ran out, or the push could not be queued.
+    Server,
+}
+
+/// Ends the session of a connection already taken out of the registry: marks its login
+/// ended, pushes the one-way `kickout`, and leaves the connection to the client to close
+/// for `grace`, after which the server closes it (at once when the push cannot be queued
+/// or `grace` is zero). `closed` is told who closed it, once it is closed.
+pub fn kick_connection(
+    conn: &Connection,
+    grace: Duration,
+    closed: impl FnOnce(KickClose) + Send + 'static,
+) {
+    if let Some(login) = conn.data::<Login>() {
+        login.end();
+    }
+    // A connection that is closing (or whose outbound queue is full) cannot take the push:
+    // closing it is what matters.
+    let pushed = conn.push_oneway("kickout", &Value::map()).is_ok();
+    if !pushed || grace.is_zero() {
+        conn.close();
+        closed(KickClose::Server);
+        return;
+    }
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let by = close_after_grace(conn.closed(), grace, || conn.close()).await;
+        closed(by);
+    });
+}
+
+/// Waits for `closed` (the connection closing) for at most `grace`; if it has not happened
+/// by then, calls `close`. Returns who closed it. Ends as soon as the connection closes:
+/// a kicked connection leaves no timer behind.
+pub async fn close_after_grace(
+    closed: impl Future<Output = ()>,
+    grace: Duration,
+    close: impl FnOnce(),
+) -> KickClose {
+    tokio::select! {
+        biased;
+        () = closed => KickClose::Client,
+        () = tokio::time::sleep(grace) => {
+            close();
+            KickClose::Server
+        }
+    }
 }
 
 impl Sessions {
@@ -195,6 +282,83 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Arc;
+    use tokio::sync::oneshot;
+    use tokio::time::Instant;
+
+    const GRACE: Duration = Duration::from_millis(1000);
+
+    /// A closing that counts its calls, and a `closed` future the test completes.
+    fn fake() -> (
+        Arc<AtomicUsize>,
+        oneshot::Sender<()>,
+        impl Future<Output = ()>,
+    ) {
+        let (tx, rx) = oneshot::channel::<()>();
+        (Arc::new(AtomicUsize::new(0)), tx, async move {
+            let _ = rx.await;
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_server_closes_when_the_grace_runs_out() {
+        let (closes, _keep_open, closed) = fake();
+        let counter = closes.clone();
+        let started = Instant::now();
+        let task = tokio::spawn(close_after_grace(closed, GRACE, move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        // Not a moment before the grace.
+        tokio::time::sleep(GRACE - Duration::from_millis(1)).await;
+        assert_eq!(closes.load(Ordering::SeqCst), 0);
+        assert!(!task.is_finished());
+        assert_eq!(task.await.unwrap(), KickClose::Server);
+        assert_eq!(closes.load(Ordering::SeqCst), 1);
+        assert_eq!(started.elapsed(), GRACE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_closes_within_the_grace_leaves_no_timer() {
+        let (closes, close_now, closed) = fake();
+        let counter = closes.clone();
+        let started = Instant::now();
+        let task = tokio::spawn(close_after_grace(closed, GRACE, move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        close_now.send(()).unwrap();
+        assert_eq!(task.await.unwrap(), KickClose::Client);
+        // It ended when the connection closed, not at the end of the grace.
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        assert_eq!(closes.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_closed_already_is_the_clients() {
+        let (closes, close_now, closed) = fake();
+        close_now.send(()).unwrap();
+        let counter = closes.clone();
+        let by = close_after_grace(closed, Duration::ZERO, move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
+        assert_eq!(by, KickClose::Client);
+        assert_eq!(closes.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_login_ends_once_and_for_all() {
+        let login = Login::new(Session {
+            pid: 1,
+            uid: 2,
+            ce: "127.0.0.1:3".into(),
+        });
+        assert!(!login.is_ended());
+        login.end();
+        login.end();
+        assert!(login.is_ended());
+    }
 
     #[test]
     fn endpoints_are_written_one_way() {

@@ -1,14 +1,16 @@
-//! Checking the signature of server API quests (DESIGN §3).
+//! Checking the signature of server API quests.
 //!
 //! `sign = UPPER_HEX(MD5("{pid}:{secret}:{salt}:{method}:{ts}"))`, compared without regard to
 //! case and in constant time, against every secret of the project (rotation). Then `ts` must
-//! be within the project's window of the server clock, and the `(pid, sign)` pair must not
-//! have been seen while that `ts` is inside the window (replay; once it is outside, the `ts`
-//! check refuses the quest anyway, so the sign need not be kept longer). The legacy form,
-//! without `ts`, has no such bound: its signs are kept for twice the window. It signs
-//! `"{pid}:{secret}:{salt}"` and is accepted only when the project enables it.
+//! be within the project's window of the server clock. The request must then not have been
+//! seen while that `ts` is inside the window (the replay window, [`crate::fingerprint`]; once
+//! `ts` is outside, the `ts` check refuses the quest anyway, so it need not be kept longer).
+//! The legacy form, without `ts`, has no such bound: its requests are kept for twice the
+//! window. It signs `"{pid}:{secret}:{salt}"` (neither the method nor `ts`) and is accepted
+//! only when the project enables it.
 
 use crate::config::Project;
+use crate::fingerprint::ReplayMode;
 use crate::hex::digest_from_hex;
 use crate::params::{opt_int, want_int, want_str};
 use fpnn::{ErrorAnswer, Value};
@@ -17,14 +19,14 @@ use rtm_server_sdk::code;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// A quest whose signature checked out, but whose sign has not been recorded yet.
+/// A quest whose signature checked out, but which the replay window has not seen yet.
 #[derive(Debug)]
 pub struct Signed<'a> {
     /// The project.
     pub project: &'a Project,
-    /// The sign as the quest gave it, for the replay window (which ignores its case).
-    pub sign: &'a str,
-    /// How long to remember it.
+    /// The sign's MD5 digest (the 16 bytes its hex spells, in either case).
+    pub digest: [u8; 16],
+    /// How long the replay window remembers the request.
     pub replay_ttl: Duration,
 }
 
@@ -46,9 +48,10 @@ pub fn check<'a>(
             ErrorAnswer::new(code::INVALID_PID_OR_SIGN, format!("unknown project {pid}"))
         })?;
     // The sign is the digest in hex, of either case; anything else matches no secret.
-    let given_digest = digest_from_hex(given);
-    let matches =
-        |expected: [u8; 16]| given_digest.is_some_and(|given| constant_time_eq(&expected, &given));
+    let Some(digest) = digest_from_hex(given) else {
+        return Err(bad_sign(project.pid));
+    };
+    let matches = |expected: [u8; 16]| constant_time_eq(&expected, &digest);
     let salt64 = i64::try_from(salt);
     let window = project.sign_window;
     let replay_ttl = match ts {
@@ -106,7 +109,7 @@ pub fn check<'a>(
     };
     Ok(Signed {
         project,
-        sign: given,
+        digest,
         replay_ttl,
     })
 }
@@ -175,12 +178,15 @@ fn bad_sign(pid: i32) -> ErrorAnswer {
     )
 }
 
-/// The replay answer (200006).
-pub fn replayed() -> ErrorAnswer {
-    ErrorAnswer::new(
-        code::SAME_SIGN,
-        "the same sign was already used: sign every quest with a new salt",
-    )
+/// The replay answer (200006), for a project in `mode`.
+pub fn replayed(mode: ReplayMode) -> ErrorAnswer {
+    let ex = match mode {
+        ReplayMode::Sign => {
+            "replayed: this sign was already used (the project refuses any reuse of a sign): sign every quest with a new salt"
+        }
+        _ => "replayed: this request, with this sign, was already answered: sign a resend anew",
+    };
+    ErrorAnswer::new(code::SAME_SIGN, ex)
 }
 
 /// Compares two byte strings in time that depends only on their length.

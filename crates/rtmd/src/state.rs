@@ -27,8 +27,8 @@ pub struct State {
     pub tokens: Tokens,
     /// The sessions on this node.
     pub sessions: Sessions,
-    /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    /// Counters for `/metrics` (shared with the tasks that close kicked connections).
+    pub metrics: Arc<Metrics>,
     /// The session registry and kickout fan-out of cluster mode (Redis store); `None` on a
     /// single node.
     pub cluster: Option<Cluster>,
@@ -87,8 +87,9 @@ impl State {
         result
     }
 
-    /// Kicks the user's sessions (only the one at endpoint `ce`, when given): each is pushed
-    /// the one-way `kickout` and closed. Returns how many were kicked.
+    /// Kicks the user's sessions (only the one at endpoint `ce`, when given): each session
+    /// ends at once and is pushed the one-way `kickout`; its connection is closed after the
+    /// grace ([`kick_connection`]). Returns how many were kicked.
     ///
     /// In cluster mode this reaches the user's sessions on every node, and returns once the
     /// kicks for other nodes are published; when Redis cannot be reached, this node's own
@@ -125,11 +126,14 @@ impl State {
         Ok(kicked + self.kick_remote(pid, uid, ce, keep).await?)
     }
 
-    /// Kicks connections already taken out of the registry (each is pushed the one-way
-    /// `kickout` and closed), and counts them. Returns how many.
+    /// Kicks connections already taken out of the registry (each session ends, is pushed
+    /// the one-way `kickout`, and its connection is closed after `limits.kickout_grace`
+    /// unless the client closes it first), and counts them. Returns how many.
     pub fn kick_connections(&self, taken: &[Connection]) -> usize {
+        let grace = self.config.limits.kickout_grace;
         for conn in taken {
-            kick_connection(conn);
+            let metrics = self.metrics.clone();
+            kick_connection(conn, grace, move |by| metrics.kicked_connection_closed(by));
         }
         self.metrics
             .kicked_sessions

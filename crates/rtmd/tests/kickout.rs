@@ -1,10 +1,14 @@
 //! Kickout end to end: the server API's `kickout` (all logins, one `ce`, an offline user),
-//! multi-login off, and `removetoken_kicks`.
+//! multi-login off, and `removetoken_kicks`; and the grace every kick leaves the client to
+//! close the connection (a reader that reads late still finds the push, the connection
+//! open).
 
 mod common;
 
 use common::*;
 use fpnn::{Frame, Value};
+use rtmd::config::DEFAULT_KICKOUT_GRACE;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn kickout_closes_every_login_of_the_user() {
@@ -34,9 +38,12 @@ async fn kickout_closes_every_login_of_the_user() {
 async fn the_kickout_push_is_one_way_and_then_the_server_closes() {
     let server = TestServer::start().await;
     let mut raw = server.raw_logged_in(32).await;
+    let called = Instant::now();
     within("kickout", server.sdk().kickout(32)).await.unwrap();
     let (frames, ending) = raw.until_closed().await;
     assert_eq!(ending, Ending::Eof);
+    // Not before the grace: the close waited for the client.
+    assert!(called.elapsed() >= DEFAULT_KICKOUT_GRACE);
     match frames.as_slice() {
         [Frame::Quest(q)] => {
             assert_eq!(q.method, "kickout");
@@ -300,4 +307,135 @@ async fn ce_is_the_plain_ipv4_endpoint_on_a_dual_stack_gate() {
         .await
         .unwrap();
     assert_raw_kicked(&mut second).await;
+}
+
+/// Reads a kicked raw connection the way the 2018 Java reader does: nothing until 200 ms
+/// after the kick returned, then one read. The `kickout` push must be there, without the
+/// server's FIN behind it (which that reader would take as the end of the stream, dropping
+/// the frame read with it). Then the session is over (a quest answers 200022) while the
+/// connection is open, and the server closes it once the grace has run out.
+///
+/// `kicked_at` is when the call that kicked started: the server's close cannot come before
+/// `kicked_at + grace`.
+async fn read_late_like_the_java_client(raw: &mut RawConn, kicked_at: Instant) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    match within("the kickout push", raw.next_frame()).await {
+        Ok(Frame::Quest(q)) => {
+            assert_eq!(q.method, "kickout");
+            assert_eq!(q.seq, None, "the kickout push is one-way");
+        }
+        other => panic!("expected the kickout push, got {other:?}"),
+    }
+    let before_grace = kicked_at.elapsed() < DEFAULT_KICKOUT_GRACE;
+    let eof = raw.eof_arrived();
+    // (On a machine stalled past the grace, the FIN may rightly be there: nothing to tell.)
+    if before_grace {
+        assert!(!eof, "the server's FIN came with the kickout push");
+    }
+    if !eof {
+        // The session is over: nothing more is served on the connection.
+        let e = raw.quest("ping", &Value::map()).await.unwrap_err();
+        assert_eq!(e.code, 200022, "{e}");
+        assert!(e.ex.contains("kickout"), "{e}");
+    }
+    let (frames, ending) = raw.until_closed().await;
+    assert!(frames.is_empty(), "{frames:?}");
+    assert_eq!(ending, Ending::Eof);
+    assert!(
+        kicked_at.elapsed() >= DEFAULT_KICKOUT_GRACE,
+        "the server closed the connection before the grace ran out"
+    );
+}
+
+#[tokio::test]
+async fn every_kick_leaves_the_connection_to_the_client_for_the_grace() {
+    let mut single = project(PID + 1, SECRET);
+    single.multi_login = false;
+    let mut strict = project(PID + 2, SECRET);
+    strict.removetoken_kicks = true;
+    let server = TestServer::start_with(vec![project(PID, SECRET), single, strict], |_| {}).await;
+    let sdks = [PID, PID + 1, PID + 2].map(|pid| sdk(&server.api(), pid, SECRET));
+    let login = |pid: i32, uid: i64| {
+        let (gate, sdk) = (server.gate(), &sdks[(pid - PID) as usize]);
+        async move {
+            let token = within("gettoken", sdk.get_token(uid)).await.unwrap();
+            RawConn::logged_in_to(&gate, pid, uid, &token).await
+        }
+    };
+
+    // The server API's kickout.
+    let mut raw = login(PID, 50).await;
+    let kicked_at = Instant::now();
+    within("kickout", sdks[0].kickout(50)).await.unwrap();
+    // Not online any more, while its connection is still open.
+    assert_eq!(server.sessions(), 0);
+    read_late_like_the_java_client(&mut raw, kicked_at).await;
+
+    // A login that replaces the user's other one (multi-login off).
+    let mut older = login(PID + 1, 51).await;
+    let kicked_at = Instant::now();
+    let _newer = login(PID + 1, 51).await;
+    assert_eq!(server.sessions(), 1);
+    read_late_like_the_java_client(&mut older, kicked_at).await;
+
+    // removetoken, for a project where it kicks.
+    let mut raw = login(PID + 2, 52).await;
+    let kicked_at = Instant::now();
+    within("removetoken", sdks[2].remove_token(52))
+        .await
+        .unwrap();
+    assert_eq!(server.sessions(), 1);
+    read_late_like_the_java_client(&mut raw, kicked_at).await;
+
+    let page = http_get(server.admin(), "/metrics").await.1;
+    assert_eq!(metric(&page, "rtmd_kicked_sessions_total"), 3.0);
+    assert_eq!(
+        metric(&page, "rtmd_kicked_connections_closed_total{by=\"server\"}"),
+        3.0
+    );
+    assert_eq!(metric(&page, "rtmd_sessions"), 1.0);
+}
+
+#[tokio::test]
+async fn a_client_that_closes_on_kickout_ends_it_at_once() {
+    let server = TestServer::start().await;
+    let mut raw = server.raw_logged_in(53).await;
+    within("kickout", server.sdk().kickout(53)).await.unwrap();
+    // As the official clients do: close on the push.
+    assert!(matches!(
+        within("the push", raw.next_frame()).await,
+        Ok(Frame::Quest(q)) if q.method == "kickout"
+    ));
+    drop(raw);
+    let closed_by_client = "rtmd_kicked_connections_closed_total{by=\"client\"}";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = http_get(server.admin(), "/metrics").await.1;
+        if metric(&page, closed_by_client) == 1.0 {
+            assert_eq!(
+                metric(&page, "rtmd_kicked_connections_closed_total{by=\"server\"}"),
+                0.0
+            );
+            assert_eq!(metric(&page, "rtmd_connections{port=\"gate\"}"), 0.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client's close was not seen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_zero_grace_closes_right_after_the_push() {
+    let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
+        c.limits.kickout_grace = Duration::ZERO;
+    })
+    .await;
+    let mut raw = server.raw_logged_in(54).await;
+    within("kickout", server.sdk().kickout(54)).await.unwrap();
+    let (frames, ending) = raw.until_closed().await;
+    assert_eq!(ending, Ending::Eof);
+    assert!(
+        matches!(frames.as_slice(), [Frame::Quest(q)] if q.method == "kickout"),
+        "{frames:?}"
+    );
 }

@@ -449,9 +449,14 @@ async fn the_legacy_signature_is_refused_unless_enabled() {
         .await
         .expect("the legacy form is accepted when enabled");
     assert!(answer.get("token").and_then(Value::as_str).is_some());
-    // Replay is still refused (by pid and salt, the only varying input).
-    let e = answer_error(within("legacy replay", raw.quest("kickout", &q)).await);
+    // Replay is still refused: the same request again.
+    let e = answer_error(within("legacy replay", raw.quest("gettoken", &q)).await);
     assert_eq!(e.code, 200006, "{e}");
+    // The legacy sign covers neither the method nor `ts`: in the default replay mode its
+    // use for another method is another request (the "sign" mode would refuse it).
+    within("legacy sign, other method", raw.quest("kickout", &q))
+        .await
+        .expect("another request");
     // A bad legacy sign.
     let e = answer_error(
         within(

@@ -52,7 +52,7 @@ pub enum StoreError {
     /// The store was closed (or its writer stopped); no further operation is served.
     #[error("the store is closed")]
     Closed,
-    /// An argument the store cannot record, e.g. a sign that is not 32 hex digits.
+    /// An argument the store cannot use, e.g. a Redis URL it cannot parse.
     #[error("invalid {what}: {detail}")]
     InvalidInput {
         /// Which argument.
@@ -60,11 +60,11 @@ pub enum StoreError {
         /// Why it is refused.
         detail: String,
     },
-    /// The replay window holds as many signs as it may; the call is refused rather than
-    /// forgetting a sign early (which would let a replay through).
-    #[error("the replay window is full ({capacity} signs); raise its capacity or lower the request rate")]
+    /// The replay window holds as many requests as it may; the call is refused rather than
+    /// forgetting one early (which would let a replay through).
+    #[error("the replay window is full ({capacity} requests); raise limits.replay_capacity or lower the request rate")]
     ReplayWindowFull {
-        /// The configured number of signs the window keeps.
+        /// The configured number of requests the window keeps.
         capacity: usize,
     },
     /// A revocation generation cannot grow any further.

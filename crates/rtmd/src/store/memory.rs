@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::replay::{ReplayWindow, DEFAULT_REPLAY_CAPACITY};
 use super::{DeviceRecord, Result, Store, StoreError, TokenKey, FIRST_TOKEN_KEY_ID};
+use crate::fingerprint::Fingerprint;
 
 /// A [`Store`] in this process's memory: everything is lost when it is dropped.
 ///
@@ -47,7 +48,7 @@ impl MemoryStore {
         Self::with_replay_capacity(DEFAULT_REPLAY_CAPACITY)
     }
 
-    /// An empty store whose replay window keeps at most about `capacity` signs.
+    /// An empty store whose replay window keeps at most about `capacity` requests.
     pub fn with_replay_capacity(capacity: usize) -> Self {
         MemoryStore {
             state: Mutex::default(),
@@ -161,9 +162,14 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn check_and_record_sign(&self, pid: i32, sign: &str, ttl: Duration) -> Result<bool> {
+    async fn check_and_record_request(
+        &self,
+        pid: i32,
+        fingerprint: &Fingerprint,
+        ttl: Duration,
+    ) -> Result<bool> {
         drop(self.state()?);
-        self.replay.check_and_record(pid, sign, ttl)
+        self.replay.check_and_record(pid, fingerprint, ttl)
     }
 
     async fn token_keys(&self) -> Result<Vec<TokenKey>> {

@@ -2,7 +2,7 @@
 //!
 //! [`Store`] is what the service needs to remember: revocation generations (for
 //! `removetoken`), push device tokens (`adddevice`, `removedevice`, `getdevices`), the replay
-//! window of server API signs, and the key ring that MACs login tokens. Its implementations:
+//! window of server API requests, and the key ring that MACs login tokens. Its implementations:
 //!
 //! * [`EmbeddedStore`], the default: one data directory, a [redb] database inside; every
 //!   acknowledged write is fsynced (it survives `kill -9`) and concurrent writes share one
@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::fingerprint::Fingerprint;
+
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore, DATABASE_FILE};
 pub use error::{Result, Source, StoreError};
 pub use memory::MemoryStore;
@@ -49,7 +51,7 @@ pub use replay::DEFAULT_REPLAY_CAPACITY;
 ///   another user moves it; adding it again for its owner refreshes it (its apptype and time
 ///   become the new ones, so it counts as the newest). A user keeps at most `max_per_user`
 ///   devices: the oldest are dropped. Removing checks the owner.
-/// * **Replay window.** A `(pid, sign)` pair is accepted once per `ttl`.
+/// * **Replay window.** A `(pid, fingerprint)` pair is accepted once per `ttl`.
 /// * **Key ring.** Created on first use, then stable (across restarts and, for a shared store,
 ///   across nodes).
 ///
@@ -89,14 +91,19 @@ pub trait Store: Send + Sync + 'static {
     /// The devices of `(pid, uid)`, oldest first (by time, then by order of adding).
     async fn devices(&self, pid: i32, uid: i64) -> Result<Vec<DeviceRecord>>;
 
-    /// Records the server API sign `sign` of project `pid` and tells whether it is new: `true`
-    /// the first time, `false` when the same sign was recorded less than `ttl` ago (a
-    /// replay).
+    /// Records a server API request of project `pid`, by its [`Fingerprint`] (of the
+    /// request, or of its sign alone, as the project's replay mode chooses), and tells
+    /// whether it is new: `true` the first time, `false` when the same fingerprint was
+    /// recorded less than `ttl` ago (a replay).
     ///
-    /// `sign` is 32 hex digits, compared without regard to case; anything else is refused
-    /// with [`StoreError::InvalidInput`]. Call it only after the sign was verified, so that
-    /// forged requests cannot fill the window.
-    async fn check_and_record_sign(&self, pid: i32, sign: &str, ttl: Duration) -> Result<bool>;
+    /// Call it only after the sign was verified, so that forged requests cannot fill the
+    /// window.
+    async fn check_and_record_request(
+        &self,
+        pid: i32,
+        fingerprint: &Fingerprint,
+        ttl: Duration,
+    ) -> Result<bool>;
 
     /// The keys that MAC login tokens, creating the first one (32 random bytes, id 1) if the
     /// store has none. Every caller, on every node and after every restart, sees the same

@@ -19,7 +19,7 @@
 //! | `{P:<pid>}:dev:owner` | hash | device token → owner uid |
 //! | `{P:<pid>}:dev:<uid>` | hash | device token → `<time_ms>:<seq>:<apptype>` |
 //! | `{P:<pid>}:dev:seq` | string | the project's device sequence (orders devices added in the same millisecond) |
-//! | `P:replay:<pid>:<SIGN>` | string, with a TTL | a server API sign seen recently (`SET NX PX`) |
+//! | `P:replay:<pid>:<FINGERPRINT>` | string, with a TTL | a server API request seen recently, by its [`Fingerprint`] in 32 upper-case hex digits (`SET NX PX`) |
 //! | `P:token_keys` | hash | key id → 64 hex digits of secret (created once with `HSETNX`) |
 //!
 //! Pub/sub channels (not keys): `P:node:<node id>`, one per node, carry kickouts
@@ -57,6 +57,7 @@ use redis::{AsyncCommands, RedisError, Script};
 
 use super::{DeviceRecord, Result, Store, StoreError, TokenKey, FIRST_TOKEN_KEY_ID};
 use crate::config::{redact_url, RedisSettings};
+use crate::fingerprint::Fingerprint;
 
 /// How often `adddevice` retries when the device's owner changed between its read and its
 /// script (another node moved it at that very moment).
@@ -109,8 +110,8 @@ impl Keys {
         format!("{}:dev:seq", self.project(pid))
     }
 
-    fn replay(&self, pid: i32, sign_upper: &str) -> String {
-        format!("{}:replay:{pid}:{sign_upper}", self.prefix)
+    fn replay(&self, pid: i32, fingerprint: &Fingerprint) -> String {
+        format!("{}:replay:{pid}:{}", self.prefix, fingerprint.to_hex())
     }
 
     fn token_keys(&self) -> String {
@@ -339,18 +340,6 @@ fn unhex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The sign in upper case, if it is 32 hex digits.
-fn normalized_sign(sign: &str) -> Result<String> {
-    if sign.len() == 32 && sign.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(sign.to_ascii_uppercase())
-    } else {
-        Err(StoreError::InvalidInput {
-            what: "sign",
-            detail: format!("expected 32 hex digits, got {} bytes", sign.len()),
-        })
-    }
-}
-
 /// Reads `<time_ms>:<seq>:<apptype>`.
 fn parse_device(token: String, value: &str) -> Result<((i64, u64), DeviceRecord)> {
     let corrupt = || StoreError::Corrupt(format!("device record '{value}'"));
@@ -484,14 +473,18 @@ impl Store for RedisStore {
         Ok(listed.into_iter().map(|(_, record)| record).collect())
     }
 
-    async fn check_and_record_sign(&self, pid: i32, sign: &str, ttl: Duration) -> Result<bool> {
-        let sign = normalized_sign(sign)?;
+    async fn check_and_record_request(
+        &self,
+        pid: i32,
+        fingerprint: &Fingerprint,
+        ttl: Duration,
+    ) -> Result<bool> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         if ttl_ms == 0 {
             // Nothing to remember (as in the other stores); still refuse a closed store.
             return self.run(|_| async { Ok(true) }).await;
         }
-        let key = self.keys.replay(pid, &sign);
+        let key = self.keys.replay(pid, fingerprint);
         let set: Option<String> = self
             .run(|mut c| async move {
                 redis::cmd("SET")
@@ -560,7 +553,11 @@ mod tests {
         assert_eq!(k.device_owners(5), "{rtm:5}:dev:owner");
         assert_eq!(k.user_devices(5, 9), "{rtm:5}:dev:9");
         assert_eq!(k.device_seq(5), "{rtm:5}:dev:seq");
-        assert_eq!(k.replay(5, "AB"), "rtm:replay:5:AB");
+        let fingerprint = Fingerprint::from_bytes([0xab; 16]);
+        assert_eq!(
+            k.replay(5, &fingerprint),
+            format!("rtm:replay:5:{}", "AB".repeat(16))
+        );
         assert_eq!(k.token_keys(), "rtm:token_keys");
         assert_eq!(k.node_channel("n1"), "rtm:node:n1");
     }
@@ -574,10 +571,5 @@ mod tests {
         assert_eq!(age, (-5, 7));
         assert_eq!(record.apptype, "apns");
         assert!(parse_device("t".into(), "5:apns").is_err());
-        assert!(normalized_sign("nothex").is_err());
-        assert_eq!(
-            normalized_sign("9f86d081884c7d659a2feaa0c55ad015").unwrap(),
-            "9F86D081884C7D659A2FEAA0C55AD015"
-        );
     }
 }

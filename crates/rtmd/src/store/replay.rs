@@ -1,23 +1,24 @@
-//! The replay window: server API signs seen recently, kept in memory.
+//! The replay window: server API requests seen recently, kept in memory.
 //!
-//! A sign is remembered until its time to live has passed, then forgotten. Each entry is a
-//! 64-bit key — the sign's 16 bytes (an MD5 digest, so uniformly distributed) folded into 8,
-//! with the project id folded in too — in a table (key → expiry) that answers "seen?", and
-//! again in a bucket by the second in which it expires, so that purging costs only the
+//! A request is remembered until its time to live has passed, then forgotten. Each entry is
+//! a 64-bit key — the request's [`Fingerprint`] (16 uniformly distributed bytes) folded into
+//! 8, with the project id folded in too — in a table (key → expiry) that answers "seen?",
+//! and again in a bucket by the second in which it expires, so that purging costs only the
 //! entries that did expire. Purging runs on every call, on the shard the call touches. Two
-//! different signs share a key with probability 2^-64 per pair, which would refuse the later
-//! one as a replay: at ten million live signs, about one call in 10^12.
+//! different requests share a key with probability 2^-64 per pair, which would refuse the
+//! later one as a replay: with `N` live entries, `N / 2^64` per call (at the default
+//! capacity of 4 Mi, 2^-42, about one call in 4 × 10^12).
 //!
-//! The table is far larger than the CPU's caches and signs land in it at random, so each
+//! The table is far larger than the CPU's caches and entries land in it at random, so each
 //! call's lookup is a cache miss, and that miss is most of what the window costs. Its slots
-//! hold the key and the expiry side by side ([`SignTable`]): the lookup and the insert that
+//! hold the key and the expiry side by side ([`EntryTable`]): the lookup and the insert that
 //! follows touch one cache line.
 //!
-//! Memory is bounded by a capacity: a full window refuses new signs with
+//! Memory is bounded by a capacity: a full window refuses new requests with
 //! [`StoreError::ReplayWindowFull`] instead of forgetting one early, since forgetting would let
 //! a replay through. An entry costs about 35 bytes (a 16-byte slot in a table filled to
 //! between 3/8 and 3/4, 8 in its bucket), so the default capacity, [`DEFAULT_REPLAY_CAPACITY`]
-//! (4 Mi signs), holds at most about 200 MiB and, at the default 300-second window, covers
+//! (4 Mi requests), holds at most about 200 MiB and, at the default 300-second window, covers
 //! some 14,000 signed calls a second.
 
 use std::collections::BTreeMap;
@@ -25,23 +26,23 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Result, StoreError};
-use crate::hex::digest_from_hex;
+use crate::fingerprint::Fingerprint;
 
-/// How many signs the replay window of the in-process stores keeps by default.
+/// How many requests the replay window of the in-process stores keeps by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 4 << 20;
 
 /// Shards, so that concurrent calls rarely wait for each other, and so that each shard's
-/// table stays small: a table that grows rehashes every sign in it under the shard's lock,
-/// and the shards fill (and grow) at the same pace. With 16 shards of 64 Ki signs, those
+/// table stays small: a table that grows rehashes every entry in it under the shard's lock,
+/// and the shards fill (and grow) at the same pace. With 16 shards of 64 Ki entries, those
 /// pauses reached milliseconds; with 256, a tenth of that. (Allocating the tables at their
-/// full size up front would avoid the pauses, but signs land at random places in them, so
+/// full size up front would avoid the pauses, but entries land at random places in them, so
 /// the whole capacity soon becomes resident memory even at low call rates.)
 const SHARDS: usize = 256;
 
 /// The window's key: see the module documentation.
 type Key = u64;
 
-/// The signs seen recently, with their expiry.
+/// The requests seen recently, with their expiry.
 pub(crate) struct ReplayWindow {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
@@ -51,14 +52,14 @@ pub(crate) struct ReplayWindow {
 
 #[derive(Default)]
 struct Shard {
-    /// The expiry of each sign.
-    table: SignTable,
+    /// The expiry of each request.
+    table: EntryTable,
     /// Signs by the second (since `epoch`) at whose start all of them have expired.
     buckets: BTreeMap<u64, Vec<Key>>,
 }
 
 impl ReplayWindow {
-    /// A window that keeps at most about `capacity` signs (at least one per shard).
+    /// A window that keeps at most about `capacity` requests (at least one per shard).
     pub(crate) fn new(capacity: usize) -> Self {
         let shard_capacity = capacity.div_ceil(SHARDS).max(1);
         ReplayWindow {
@@ -69,27 +70,32 @@ impl ReplayWindow {
         }
     }
 
-    /// Records `(pid, sign)`; `true` if it was not seen within its time to live.
-    pub(crate) fn check_and_record(&self, pid: i32, sign: &str, ttl: Duration) -> Result<bool> {
+    /// Records `(pid, fingerprint)`; `true` if it was not seen within its time to live.
+    pub(crate) fn check_and_record(
+        &self,
+        pid: i32,
+        fingerprint: &Fingerprint,
+        ttl: Duration,
+    ) -> Result<bool> {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.check_and_record_at(pid, sign, ttl, now)
+        self.check_and_record_at(pid, fingerprint, ttl, now)
     }
 
     /// [`check_and_record`](Self::check_and_record) at `now` (milliseconds since `epoch`).
     pub(crate) fn check_and_record_at(
         &self,
         pid: i32,
-        sign: &str,
+        fingerprint: &Fingerprint,
         ttl: Duration,
         now: u64,
     ) -> Result<bool> {
-        let key = key(pid, sign)?;
+        let key = key(pid, fingerprint);
         let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let expiry = now.saturating_add(ttl);
 
         let shard = &self.shards[(key >> 56) as usize % SHARDS];
         // A panic elsewhere cannot leave a shard half-updated in a way that matters: at worst
-        // a sign is in a bucket but not in the table, and purging tolerates that.
+        // an entry is in a bucket but not in the table, and purging tolerates that.
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         shard.purge(now);
 
@@ -121,7 +127,7 @@ impl ReplayWindow {
         Ok(true)
     }
 
-    /// How many signs are kept (expired ones included until purged).
+    /// How many requests are kept (expired ones included until purged).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shards
@@ -132,14 +138,14 @@ impl ReplayWindow {
 }
 
 impl Shard {
-    /// Forgets the signs expired at `now`.
+    /// Forgets the requests expired at `now`.
     fn purge(&mut self, now: u64) {
         while let Some(entry) = self.buckets.first_entry() {
             if entry.key().saturating_mul(1000) > now {
                 break;
             }
             for key in entry.remove() {
-                // The sign may have been recorded again since (after it expired), with a
+                // The request may have been recorded again since (after it expired), with a
                 // later expiry: keep it then.
                 if let Ok(at) = self.table.find(key) {
                     if self.table.expiry_at(at) <= now {
@@ -160,13 +166,13 @@ impl Shard {
 /// It is kept between 3/8 and 3/4 full (then a lookup of an absent key reads about 8.5
 /// slots at worst, 2.5 on average); it starts small and doubles.
 #[derive(Default)]
-struct SignTable {
+struct EntryTable {
     /// A power of two in length (or empty).
     slots: Vec<Slot>,
     len: usize,
 }
 
-/// A slot of a [`SignTable`]: free while its expiry is 0 (an expiry is always after the
+/// A slot of a [`EntryTable`]: free while its expiry is 0 (an expiry is always after the
 /// time it was recorded at, so never 0).
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -183,7 +189,7 @@ impl Slot {
 /// The size of a table's first allocation.
 const FIRST_SLOTS: usize = 16;
 
-impl SignTable {
+impl EntryTable {
     fn len(&self) -> usize {
         self.len
     }
@@ -273,121 +279,93 @@ impl SignTable {
     }
 }
 
-/// The window's key for `(pid, sign)`: the sign decoded from hex (which also makes the
-/// comparison case-insensitive), its second half mixed into all but the top byte of the
-/// first, and the pid folded into the low half. The top byte, the sign's first, picks the
-/// shard.
-fn key(pid: i32, sign: &str) -> Result<Key> {
-    let invalid = || StoreError::InvalidInput {
-        what: "sign",
-        detail: format!("expected 32 hex digits, got {} bytes", sign.len()),
-    };
-    let bytes = digest_from_hex(sign).ok_or_else(invalid)?;
+/// The window's key for `(pid, fingerprint)`: the fingerprint's second half mixed into all
+/// but the top byte of its first, and the pid folded into the low half. The top byte, the
+/// fingerprint's first, picks the shard.
+fn key(pid: i32, fingerprint: &Fingerprint) -> Key {
+    let bytes = fingerprint.as_bytes();
     let [first, second] = [&bytes[..8], &bytes[8..]].map(|half| {
         let mut word = [0u8; 8];
         word.copy_from_slice(half);
         u64::from_be_bytes(word)
     });
     // Multiplying by an odd constant carries every bit of `second` into the bits kept after
-    // the shift, so a change anywhere in the sign changes the key.
+    // the shift, so a change anywhere in the fingerprint changes the key.
     let folded = second.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 8;
-    Ok(first ^ folded ^ u64::from(pid as u32))
+    first ^ folded ^ u64::from(pid as u32)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SIGN: &str = "0123456789ABCDEF0123456789abcdef";
     const TTL: Duration = Duration::from_secs(600);
 
-    #[test]
-    fn a_sign_is_new_once_per_ttl() {
-        let w = ReplayWindow::new(100 * SHARDS);
-        assert!(w.check_and_record_at(1, SIGN, TTL, 0).unwrap());
-        assert!(!w.check_and_record_at(1, SIGN, TTL, 1).unwrap());
-        assert!(!w.check_and_record_at(1, SIGN, TTL, 599_999).unwrap());
-        assert!(w.check_and_record_at(1, SIGN, TTL, 600_000).unwrap());
-        assert!(!w.check_and_record_at(1, SIGN, TTL, 600_001).unwrap());
+    /// A fingerprint whose first byte (the shard) is `shard` and the rest from `n`.
+    fn fp(shard: u8, n: u64) -> Fingerprint {
+        let mut bytes = [0u8; 16];
+        bytes[0] = shard;
+        bytes[8..].copy_from_slice(&n.to_le_bytes());
+        Fingerprint::from_bytes(bytes)
     }
 
     #[test]
-    fn case_does_not_matter_and_pids_are_apart() {
+    fn a_request_is_new_once_per_ttl() {
         let w = ReplayWindow::new(100 * SHARDS);
-        assert!(w.check_and_record_at(1, SIGN, TTL, 0).unwrap());
-        assert!(!w
-            .check_and_record_at(1, &SIGN.to_lowercase(), TTL, 0)
-            .unwrap());
-        assert!(!w
-            .check_and_record_at(1, &SIGN.to_uppercase(), TTL, 0)
-            .unwrap());
-        assert!(w.check_and_record_at(2, SIGN, TTL, 0).unwrap());
+        let f = fp(1, 2);
+        assert!(w.check_and_record_at(1, &f, TTL, 0).unwrap());
+        assert!(!w.check_and_record_at(1, &f, TTL, 1).unwrap());
+        assert!(!w.check_and_record_at(1, &f, TTL, 599_999).unwrap());
+        assert!(w.check_and_record_at(1, &f, TTL, 600_000).unwrap());
+        assert!(!w.check_and_record_at(1, &f, TTL, 600_001).unwrap());
+        // Projects are apart.
+        assert!(w.check_and_record_at(2, &f, TTL, 600_001).unwrap());
     }
 
     #[test]
-    fn signs_differing_in_any_half_are_distinct() {
-        let w = ReplayWindow::new(100 * SHARDS);
-        let base = "00112233445566778899aabbccddeeff";
-        assert!(w.check_and_record_at(1, base, TTL, 0).unwrap());
-        for i in 0..32 {
-            // Change one hex digit at a time: every variant is a new sign.
-            let mut digits = base.as_bytes().to_vec();
-            digits[i] = if digits[i] == b'0' { b'1' } else { b'0' };
-            let variant = String::from_utf8(digits).unwrap();
+    fn fingerprints_differing_in_any_bit_are_distinct() {
+        let base: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
+        for bit in 0..128 {
+            let w = ReplayWindow::new(100 * SHARDS);
+            assert!(w
+                .check_and_record_at(1, &Fingerprint::from_bytes(base), TTL, 0)
+                .unwrap());
+            let mut variant = base;
+            variant[bit / 8] ^= 1 << (bit % 8);
             assert!(
-                w.check_and_record_at(1, &variant, TTL, 0).unwrap(),
-                "digit {i}"
+                w.check_and_record_at(1, &Fingerprint::from_bytes(variant), TTL, 0)
+                    .unwrap(),
+                "bit {bit}"
             );
         }
     }
 
     #[test]
-    fn malformed_signs_are_refused() {
-        let w = ReplayWindow::new(100 * SHARDS);
-        for bad in [
-            "",
-            "abc",
-            &SIGN[..31],
-            &format!("{SIGN}0"),
-            &SIGN.replace('0', "g"),
-        ] {
-            let err = w.check_and_record_at(1, bad, TTL, 0).unwrap_err();
-            assert!(
-                matches!(err, StoreError::InvalidInput { what: "sign", .. }),
-                "{bad}"
-            );
-        }
-        // A multi-byte character must not be split.
-        let err = w
-            .check_and_record_at(1, &format!("é{}", &SIGN[..30]), TTL, 0)
-            .unwrap_err();
-        assert!(matches!(err, StoreError::InvalidInput { .. }));
-    }
-
-    #[test]
-    fn expired_signs_are_purged() {
+    fn expired_requests_are_purged() {
         let w = ReplayWindow::new(10_000);
         for i in 0..1000u32 {
-            let sign = format!("{:02x}{i:030x}", i % 256);
             assert!(w
-                .check_and_record_at(7, &sign, Duration::from_secs(1), u64::from(i))
+                .check_and_record_at(
+                    7,
+                    &fp((i % 256) as u8, u64::from(i)),
+                    Duration::from_secs(1),
+                    u64::from(i)
+                )
                 .unwrap());
         }
         assert_eq!(w.len(), 1000);
         // Every shard gets a call after all expired: each purges itself.
-        for i in 0..256u32 {
-            let sign = format!("{i:02x}{}", "f".repeat(30));
-            w.check_and_record_at(8, &sign, Duration::ZERO, 10_000)
+        for i in 0..=255u8 {
+            w.check_and_record_at(8, &fp(i, u64::MAX), Duration::ZERO, 10_000)
                 .unwrap();
         }
         assert_eq!(w.len(), 0);
     }
 
     #[test]
-    fn a_full_window_refuses_new_signs_but_still_detects_replays() {
-        let w = ReplayWindow::new(SHARDS); // one sign per shard
-        let first = format!("00{}", "1".repeat(30));
-        let same_shard = format!("00{}", "2".repeat(30));
+    fn a_full_window_refuses_new_requests_but_still_detects_replays() {
+        let w = ReplayWindow::new(SHARDS); // one request per shard
+        let (first, same_shard) = (fp(0, 1), fp(0, 2));
         assert!(w.check_and_record_at(1, &first, TTL, 0).unwrap());
         let err = w.check_and_record_at(1, &same_shard, TTL, 0).unwrap_err();
         assert!(matches!(
@@ -401,7 +379,7 @@ mod tests {
 
     #[test]
     fn the_table_keeps_every_key_through_growth_and_removals() {
-        let mut table = SignTable::default();
+        let mut table = EntryTable::default();
         // Keys crowded on few home slots, so that runs wrap around and overlap.
         let keys: Vec<Key> = (0..3000u64)
             .map(|i| (i % 7) | (i << 20) | (i.wrapping_mul(0x9e37_79b9) << 40))

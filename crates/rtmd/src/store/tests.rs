@@ -141,7 +141,8 @@ suite!(
 mod cases {
     use super::*;
 
-    const SIGN: &str = "9F86D081884C7D659A2FEAA0C55AD015";
+    /// A request's fingerprint.
+    const REQUEST: Fingerprint = Fingerprint::from_bytes(*b"a request's 16 b");
 
     fn tokens(list: &[DeviceRecord]) -> Vec<&str> {
         list.iter().map(|d| d.device_token.as_str()).collect()
@@ -330,21 +331,23 @@ mod cases {
 
     pub(super) async fn replays_are_detected(s: Arc<dyn Store>) {
         let ttl = Duration::from_secs(600);
-        assert!(s.check_and_record_sign(1, SIGN, ttl).await.unwrap());
-        assert!(!s.check_and_record_sign(1, SIGN, ttl).await.unwrap());
-        let lower = SIGN.to_ascii_lowercase();
-        assert!(!s.check_and_record_sign(1, &lower, ttl).await.unwrap());
-        assert!(s.check_and_record_sign(2, SIGN, ttl).await.unwrap());
-        let err = s.check_and_record_sign(1, "nothex", ttl).await.unwrap_err();
-        assert!(matches!(err, StoreError::InvalidInput { what: "sign", .. }));
+        assert!(s.check_and_record_request(1, &REQUEST, ttl).await.unwrap());
+        assert!(!s.check_and_record_request(1, &REQUEST, ttl).await.unwrap());
+        // Another project, another request.
+        assert!(s.check_and_record_request(2, &REQUEST, ttl).await.unwrap());
+        let mut other = *REQUEST.as_bytes();
+        other[15] ^= 1;
+        let other = Fingerprint::from_bytes(other);
+        assert!(s.check_and_record_request(1, &other, ttl).await.unwrap());
+        assert!(!s.check_and_record_request(1, &other, ttl).await.unwrap());
     }
 
     pub(super) async fn replays_expire(s: Arc<dyn Store>) {
         let ttl = Duration::from_millis(40);
-        assert!(s.check_and_record_sign(1, SIGN, ttl).await.unwrap());
-        assert!(!s.check_and_record_sign(1, SIGN, ttl).await.unwrap());
+        assert!(s.check_and_record_request(1, &REQUEST, ttl).await.unwrap());
+        assert!(!s.check_and_record_request(1, &REQUEST, ttl).await.unwrap());
         tokio::time::sleep(Duration::from_millis(80)).await;
-        assert!(s.check_and_record_sign(1, SIGN, ttl).await.unwrap());
+        assert!(s.check_and_record_request(1, &REQUEST, ttl).await.unwrap());
     }
 
     pub(super) async fn token_keys_are_created_once(s: Arc<dyn Store>) {
@@ -379,7 +382,7 @@ mod cases {
         ));
         assert!(matches!(s.devices(1, 1).await, Err(StoreError::Closed)));
         assert!(matches!(
-            s.check_and_record_sign(1, SIGN, Duration::from_secs(1))
+            s.check_and_record_request(1, &REQUEST, Duration::from_secs(1))
                 .await,
             Err(StoreError::Closed)
         ));

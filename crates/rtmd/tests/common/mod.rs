@@ -4,6 +4,9 @@
 //! Every wait is bounded by [`WAIT`]: a test that would hang fails instead.
 #![allow(dead_code)] // each test binary uses a part of the helpers
 
+pub mod official_sdk;
+pub mod redis_keys;
+
 use fpnn::client::{Client, ConnectionEvent};
 use fpnn::{ErrorAnswer, Frame, FrameDecoder, Quest, Value};
 use rtm_server_sdk::RtmServerClient;
@@ -340,9 +343,14 @@ impl RawConn {
     /// Connects to the gate at `gate` and logs in as `uid` of [`PID`] with `token`,
     /// asserting `{ok: true}`.
     pub async fn logged_in(gate: &str, uid: i64, token: &str) -> RawConn {
+        RawConn::logged_in_to(gate, PID, uid, token).await
+    }
+
+    /// [`RawConn::logged_in`] to project `pid`.
+    pub async fn logged_in_to(gate: &str, pid: i32, uid: i64, token: &str) -> RawConn {
         let mut raw = RawConn::connect(gate).await;
         let params = Value::map()
-            .with("pid", PID)
+            .with("pid", pid)
             .with("uid", uid)
             .with("token", token);
         let ok = raw.quest("auth", &params).await.expect("auth answers");
@@ -427,6 +435,22 @@ impl RawConn {
     pub async fn raw_quest(&mut self, frame: &[u8], seq: u32) -> Result<Value, ErrorAnswer> {
         self.send(frame).await.expect("write frame");
         self.answer(seq).await
+    }
+
+    /// Reads what has arrived without waiting, as one read of a reader would: `true` when
+    /// the peer's end of stream (FIN) has arrived, `false` when the connection is open with
+    /// nothing more to read. Bytes read go to the buffer of [`RawConn::next_frame`].
+    pub fn eof_arrived(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                // A reset is an end too.
+                Err(_) => return true,
+            }
+        }
     }
 
     /// Reads until the peer closes; returns the frames received meanwhile and how it ended.
@@ -832,14 +856,17 @@ impl Store for HeldStore {
         self.gate("devices").await;
         result
     }
-    async fn check_and_record_sign(
+    async fn check_and_record_request(
         &self,
         pid: i32,
-        sign: &str,
+        fingerprint: &rtmd::fingerprint::Fingerprint,
         ttl: Duration,
     ) -> StoreResult<bool> {
-        let result = self.inner.check_and_record_sign(pid, sign, ttl).await;
-        self.gate("check_and_record_sign").await;
+        let result = self
+            .inner
+            .check_and_record_request(pid, fingerprint, ttl)
+            .await;
+        self.gate("check_and_record_request").await;
         result
     }
     async fn token_keys(&self) -> StoreResult<Vec<rtmd::store::TokenKey>> {

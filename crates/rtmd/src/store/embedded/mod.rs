@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::writer::{Answer, Op, Request, Writer};
 use super::replay::{ReplayWindow, DEFAULT_REPLAY_CAPACITY};
 use super::{DeviceRecord, Result, Store, StoreError, TokenKey, FIRST_TOKEN_KEY_ID};
+use crate::fingerprint::Fingerprint;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "rtmd.redb";
@@ -26,7 +27,7 @@ pub const DATABASE_FILE: &str = "rtmd.redb";
 /// How an [`EmbeddedStore`] is opened.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// How many server API signs the replay window keeps at most (about 35 bytes each).
+    /// How many server API requests the replay window keeps at most (about 35 bytes each).
     pub replay_capacity: usize,
     /// The most operations one commit carries. Larger batches amortise the fsync further but
     /// make the first operation of a batch wait longer.
@@ -366,9 +367,14 @@ impl Store for EmbeddedStore {
             .map_err(|e| StoreError::backend("run a read", e))?
     }
 
-    async fn check_and_record_sign(&self, pid: i32, sign: &str, ttl: Duration) -> Result<bool> {
+    async fn check_and_record_request(
+        &self,
+        pid: i32,
+        fingerprint: &Fingerprint,
+        ttl: Duration,
+    ) -> Result<bool> {
         self.shared.check_open()?;
-        self.replay.check_and_record(pid, sign, ttl)
+        self.replay.check_and_record(pid, fingerprint, ttl)
     }
 
     async fn token_keys(&self) -> Result<Vec<TokenKey>> {
