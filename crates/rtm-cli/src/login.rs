@@ -90,16 +90,20 @@ pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, Problem> 
         }
     };
     tokio::pin!(deadline, ctrl_c);
-    let mut kicked = false;
     loop {
         match conn.next_push().await {
             Ok(Some(Push::Kickout)) => {
-                kicked = true;
+                // The session is over. Official clients close the connection themselves on
+                // `kickout` (the gate would close it after `limits.kickout_grace`); so do we.
                 report(global, "kickout", "kicked out: the server pushed kickout");
-                continue;
+                return Ok(closed(
+                    global,
+                    true,
+                    "closed by the client after the kickout",
+                ));
             }
             Ok(None) => {}
-            Err(cause) => return Ok(closed(global, kicked, &cause.detail)),
+            Err(cause) => return Ok(closed(global, false, &cause.detail)),
         }
         let more = tokio::select! {
             more = conn.fill() => more,
@@ -117,8 +121,8 @@ pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, Problem> 
         };
         match more {
             Ok(true) => {}
-            Ok(false) => return Ok(closed(global, kicked, "closed by the gate")),
-            Err(cause) => return Ok(closed(global, kicked, &cause.detail)),
+            Ok(false) => return Ok(closed(global, false, "closed by the gate")),
+            Err(cause) => return Ok(closed(global, false, &cause.detail)),
         }
     }
 }
@@ -128,7 +132,7 @@ fn closed(global: &Global, kicked: bool, reason: &str) -> ExitCode {
     if global.json {
         json(json!({ "event": "closed", "after_kickout": kicked, "reason": reason }));
     } else if kicked {
-        println!("connection closed by the server after the kickout");
+        println!("connection closed after the kickout");
     } else {
         println!("connection closed without a kickout: {reason}");
     }

@@ -39,7 +39,7 @@ async fn the_walkthrough_token_login_kickout_revoke() {
         rest,
         [
             "kicked out: the server pushed kickout",
-            "connection closed by the server after the kickout"
+            "connection closed after the kickout"
         ]
     );
 
@@ -272,7 +272,7 @@ async fn json_for_the_token_and_the_login_events() {
         events,
         [
             serde_json::json!({ "event": "kickout" }),
-            serde_json::json!({ "event": "closed", "after_kickout": true, "reason": "closed by the gate" }),
+            serde_json::json!({ "event": "closed", "after_kickout": true, "reason": "closed by the client after the kickout" }),
         ]
     );
 

@@ -123,9 +123,32 @@ async fn login_answers_the_gates_pings_and_reads_a_kickout_sent_with_the_close()
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[0].starts_with("logged in as user 5"), "{lines:?}");
     assert_eq!(lines[1], "kicked out: the server pushed kickout");
+    assert_eq!(lines[2], "connection closed after the kickout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_closes_the_connection_itself_on_a_kickout_as_official_clients_do() {
+    let out = login_against(|mut peer| async move {
+        peer.auth(true, &[]).await;
+        // The gate pushes the kickout and leaves the connection open (its grace period):
+        // the client must close it, without waiting for the gate.
+        peer.socket.write_all(&kickout_frame()).await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, peer.socket.read_to_end(&mut rest)).await;
+        assert!(
+            read.is_ok(),
+            "rtm did not close the connection after the kickout"
+        );
+    })
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(
-        lines[2],
-        "connection closed by the server after the kickout"
+        lines[1..],
+        [
+            "kicked out: the server pushed kickout",
+            "connection closed after the kickout"
+        ]
     );
 }
 
