@@ -16,7 +16,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use tokio_rustls;
+/// The rustls and tokio-rustls versions these configurations are made for.
+pub use {rustls, tokio_rustls};
 
 /// Why a TLS configuration could not be made. Each names the file at fault.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ use tungstenite::protocol::frame::FrameHeader;
 
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Role {
     /// The server: client frames must be masked, ours are not.
     Server,
@@ -64,6 +65,7 @@ pub enum WsError {
 
 /// What [`WebSocket::read`] took off the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Incoming {
     /// One whole message: the bytes of exactly one FPNN frame (header included).
     Frame(Bytes),
