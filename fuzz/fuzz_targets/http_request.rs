@@ -1,0 +1,116 @@
+//! HTTP requests on arbitrary bytes, through the whole session (requests in, answers out).
+//!
+//! Input: a byte `k`, then `k & 7` chunk sizes (each byte `b` a chunk of `b + 1` bytes, used
+//! in turn; none means all at once), then the stream. Small limits (1 KiB heads, 4 KiB
+//! bodies) so that they are reached.
+//!
+//! Checked:
+//! * no panic, and the buffer never holds more than the limits allow past a refusal;
+//! * decoding in chunks reads exactly the requests of decoding the whole stream at once, and
+//!   fails if and only if that fails;
+//! * every call's quest has a JSON payload that reads back as its params (a map);
+//! * every answer (normal and error) renders to a response `httparse` reads back, with the
+//!   right status and a body of the announced length.
+#![no_main]
+
+use bytes::BytesMut;
+use fpnn::web::http::{HttpSession, Incoming, Limits};
+use fpnn::{Answer, ErrorAnswer, Format, Value};
+use libfuzzer_sys::fuzz_target;
+use std::time::{Duration, SystemTime};
+
+fn limits() -> Limits {
+    Limits {
+        max_head: 1024,
+        max_body: 4096,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Call(String, Value),
+    Upgrade(String),
+}
+
+/// Reads every request; answers each at once (alternating ok and error) and checks the
+/// responses.
+fn drain(session: &mut HttpSession, buf: &mut BytesMut, seen: &mut Vec<Seen>) -> Result<(), ()> {
+    loop {
+        match session.read(buf) {
+            Ok(Some(Incoming::Quest(quest))) => {
+                assert_eq!(quest.format, Format::Json);
+                let params = quest.params().expect("a call's payload is a JSON map");
+                let seq = quest.seq.expect("two-way");
+                let answer = if seen.len() % 2 == 0 {
+                    Answer::ok(seq, Format::MsgPack, &params).expect("encodable")
+                } else {
+                    Answer::error(seq, Format::Json, &ErrorAnswer::new(20004, "no"))
+                };
+                session
+                    .answer(&answer, SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+                    .expect("an answer to a waiting quest");
+                let mut out = BytesMut::new();
+                assert!(session.poll_transmit(&mut out));
+                check_response(&out, answer.is_error());
+                seen.push(Seen::Call(quest.method, params));
+            }
+            Ok(Some(Incoming::Upgrade(up))) => {
+                seen.push(Seen::Upgrade(up.accept_key()));
+                return Ok(());
+            }
+            Ok(Some(_)) => unreachable!("no other events"),
+            Ok(None) => return Ok(()),
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+fn check_response(bytes: &[u8], error: bool) {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut response = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head)) = response.parse(bytes) else {
+        panic!("an unreadable response: {:?}", String::from_utf8_lossy(bytes));
+    };
+    assert_eq!(response.code, Some(if error { 500 } else { 200 }));
+    let length: usize = response
+        .headers
+        .iter()
+        .find(|h| h.name == "Content-Length")
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+        .expect("Content-Length");
+    assert_eq!(bytes.len(), head + length);
+    let body: serde_json::Value = serde_json::from_slice(&bytes[head..]).expect("a JSON body");
+    assert!(body.is_object());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&k, rest)) = data.split_first() else {
+        return;
+    };
+    let (sizes, stream) = rest.split_at(usize::from(k & 7).min(rest.len()));
+
+    let mut whole_seen = Vec::new();
+    let mut session = HttpSession::new(limits());
+    let mut buf = BytesMut::from(stream);
+    let whole = drain(&mut session, &mut buf, &mut whole_seen);
+
+    let mut chunked_seen = Vec::new();
+    let mut session = HttpSession::new(limits());
+    let mut buf = BytesMut::new();
+    let mut chunked = Ok(());
+    let mut rest = stream;
+    let mut size = sizes.iter().map(|&b| usize::from(b) + 1).cycle();
+    while !rest.is_empty() {
+        let n = size.next().unwrap_or(rest.len()).min(rest.len());
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        chunked = drain(&mut session, &mut buf, &mut chunked_seen);
+        // What a connection may hold: a head, a body, the bytes of one read.
+        assert!(buf.len() <= 1024 + 4096 + 256 + n, "buffered {} bytes", buf.len());
+        if chunked.is_err() || matches!(chunked_seen.last(), Some(Seen::Upgrade(_))) {
+            break;
+        }
+    }
+    assert_eq!(chunked_seen, whole_seen);
+    assert_eq!(chunked.is_err(), whole.is_err());
+});
