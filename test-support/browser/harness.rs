@@ -31,6 +31,8 @@ pub const FPNN_JS: &str = include_str!("fpnn.js");
 pub const HARNESS_JS: &str = include_str!("harness.js");
 /// The echo page that proves the harness (against `crates/fpnn/tests/web_echo`).
 pub const ECHO_HTML: &str = include_str!("echo.html");
+/// The page that checks `fpnn.js` against the official vectors passed in its query.
+pub const VECTORS_HTML: &str = include_str!("vectors.html");
 
 /// The flags every Chromium run gets: headless, no sandbox (CI runs as root), and nothing
 /// that reaches the network on its own.

@@ -32,7 +32,10 @@ const TOKEN: &str = "6F3A9B2C41D07E58A1C9F2B3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E
 fn web(c: &mut Criterion) {
     // The whole request is read, and nothing is left.
     let mut whole = BytesMut::from(POST);
-    assert!(RequestDecoder::new(Limits::default()).decode(&mut whole).unwrap().is_some());
+    assert!(RequestDecoder::new(Limits::default())
+        .decode(&mut whole)
+        .unwrap()
+        .is_some());
     assert!(whole.is_empty());
     c.bench_function("http: read a POST gettoken (with JSON params)", |b| {
         b.iter_batched_ref(

@@ -7,6 +7,7 @@
 //! missing Chromium a failure.
 #![cfg(feature = "tls")]
 
+mod common;
 mod web_echo;
 
 #[path = "../../../test-support/browser/harness.rs"]
@@ -86,6 +87,56 @@ async fn echo_in_a_browser(test: &str, use_tls: bool) {
     assert_eq!(server.next_event().await, Event::Closed("kickout".into()));
     let screenshot = report.screenshot.expect("a screenshot of the page");
     eprintln!("{test}: screenshot at {}", screenshot.display());
+}
+
+/// The page's msgpack and frames (`fpnn.js`) write exactly the official SDKs' bytes and read
+/// them back, in the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_client_matches_the_official_vectors() {
+    let test = "browser_vectors";
+    let Some(chromium) = browser::chromium_or_skip(test) else {
+        return;
+    };
+    let hex = |title: &str| {
+        common::vector(title)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let query = [
+        ("v1", "V1 twoway quest gettoken seq=7 (version byte 1"),
+        ("v2", "V2 answer ok seq=7 {token:xyz} (version 1)"),
+        ("v3", "V3 error answer"),
+        ("v4b", "V4b oneway quest pushmsg"),
+        ("v5q", "V5 twoway *ping"),
+        ("v5a", "V5 answer to *ping"),
+        ("v6", "V6 JSON twoway quest"),
+        ("v7", "V7 msgpack"),
+    ]
+    .iter()
+    .map(|(name, title)| format!("{name}={}", hex(title)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let report = tokio::task::spawn_blocking(move || {
+        browser::run(&browser::PageRun {
+            chromium: &chromium,
+            name: test,
+            html: browser::VECTORS_HTML,
+            query: &query,
+            extra_flags: &[],
+            timeout: Duration::from_secs(60),
+        })
+    })
+    .await
+    .expect("the harness thread")
+    .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let result: serde_json::Value = serde_json::from_str(&report.result).expect("the page's JSON");
+    assert_eq!(result["ok"], true, "the page reported {result:#}");
+    assert_eq!(
+        result["steps"].as_array().map(Vec::len),
+        Some(12),
+        "{result:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
