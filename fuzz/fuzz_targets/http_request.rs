@@ -19,6 +19,9 @@ use fpnn::{Answer, ErrorAnswer, Format, Value};
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, SystemTime};
 
+#[path = "pieces.rs"]
+mod pieces;
+
 fn limits() -> Limits {
     Limits {
         max_head: 1024,
@@ -84,10 +87,9 @@ fn check_response(bytes: &[u8], error: bool) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&k, rest)) = data.split_first() else {
+    let Some((_, sizes, stream)) = pieces::split(data) else {
         return;
     };
-    let (sizes, stream) = rest.split_at(usize::from(k & 7).min(rest.len()));
 
     let mut whole_seen = Vec::new();
     let mut session = HttpSession::new(limits());
@@ -98,15 +100,11 @@ fuzz_target!(|data: &[u8]| {
     let mut session = HttpSession::new(limits());
     let mut buf = BytesMut::new();
     let mut chunked = Ok(());
-    let mut rest = stream;
-    let mut size = sizes.iter().map(|&b| usize::from(b) + 1).cycle();
-    while !rest.is_empty() {
-        let n = size.next().unwrap_or(rest.len()).min(rest.len());
-        buf.extend_from_slice(&rest[..n]);
-        rest = &rest[n..];
+    for piece in pieces::pieces(stream, sizes) {
+        buf.extend_from_slice(piece);
         chunked = drain(&mut session, &mut buf, &mut chunked_seen);
         // What a connection may hold: a head, a body, the bytes of one read.
-        assert!(buf.len() <= 1024 + 4096 + 256 + n, "buffered {} bytes", buf.len());
+        assert!(buf.len() <= 1024 + 4096 + 256 + piece.len(), "buffered {} bytes", buf.len());
         if chunked.is_err() || matches!(chunked_seen.last(), Some(Seen::Upgrade(_))) {
             break;
         }

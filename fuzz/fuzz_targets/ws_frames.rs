@@ -19,6 +19,9 @@ use fpnn::web::ws::{Incoming, WebSocket};
 use fpnn::Frame;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "pieces.rs"]
+mod pieces;
+
 const MAX: usize = 2048;
 
 #[derive(Debug, PartialEq)]
@@ -55,11 +58,10 @@ fn end(client: bool) -> WebSocket {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&k, rest)) = data.split_first() else {
+    let Some((k, sizes, stream)) = pieces::split(data) else {
         return;
     };
     let client = k & 8 != 0;
-    let (sizes, stream) = rest.split_at(usize::from(k & 7).min(rest.len()));
 
     let mut whole_seen = Vec::new();
     let mut ws = end(client);
@@ -73,12 +75,8 @@ fuzz_target!(|data: &[u8]| {
     let mut ws = end(client);
     let mut buf = BytesMut::new();
     let mut chunked = Ok(false);
-    let mut rest = stream;
-    let mut size = sizes.iter().map(|&b| usize::from(b) + 1).cycle();
-    while !rest.is_empty() {
-        let n = size.next().unwrap_or(rest.len()).min(rest.len());
-        buf.extend_from_slice(&rest[..n]);
-        rest = &rest[n..];
+    for piece in pieces::pieces(stream, sizes) {
+        buf.extend_from_slice(piece);
         chunked = drain(&mut ws, &mut buf, &mut chunked_seen);
         assert!(buf.capacity() <= stream.len().max(64) * 2 + 64, "reserved {}", buf.capacity());
         if chunked != Ok(false) {

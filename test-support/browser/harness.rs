@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 pub const FPNN_JS: &str = include_str!("fpnn.js");
 /// The page side of the harness (`Harness.log`, `Harness.report`), served at `/harness.js`.
 pub const HARNESS_JS: &str = include_str!("harness.js");
+/// The pages' style sheet, served at `/harness.css`.
+pub const HARNESS_CSS: &str = include_str!("harness.css");
 /// The echo page that proves the harness (against `crates/fpnn/tests/web_echo`).
 pub const ECHO_HTML: &str = include_str!("echo.html");
 /// The page that checks `fpnn.js` against the official vectors passed in its query.
@@ -127,7 +129,8 @@ pub struct PageRun<'a> {
     pub chromium: &'a Path,
     /// The name of the run: the screenshot is `<artifacts>/<name>.png`.
     pub name: &'a str,
-    /// The page's HTML, served at `/` (with `/fpnn.js` and `/harness.js` beside it).
+    /// The page's HTML, served at `/` (with `/fpnn.js`, `/harness.js` and `/harness.css`
+    /// beside it).
     pub html: &'a str,
     /// The query string given to the page (`ws=ws://…`), without the `?`.
     pub query: &'a str,
@@ -376,6 +379,7 @@ fn serve(
         ("GET", "/") => ("200 OK", "text/html; charset=utf-8", html.to_owned()),
         ("GET", "/fpnn.js") => ("200 OK", "text/javascript", FPNN_JS.to_owned()),
         ("GET", "/harness.js") => ("200 OK", "text/javascript", HARNESS_JS.to_owned()),
+        ("GET", "/harness.css") => ("200 OK", "text/css", HARNESS_CSS.to_owned()),
         ("GET", "/snapshot") => match snapshot.lock().ok().and_then(|s| s.clone()) {
             Some(page) => ("200 OK", "text/html; charset=utf-8", page),
             None => ("404 Not Found", "text/plain", String::new()),

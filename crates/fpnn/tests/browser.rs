@@ -18,6 +18,35 @@ use fpnn::Value;
 use std::time::Duration;
 use web_echo::{EchoServer, Event, TestPki};
 
+/// Opens `html` in Chromium with `query` and returns what the page reported, checked `ok`.
+async fn open_page(
+    test: &str,
+    chromium: std::path::PathBuf,
+    html: &'static str,
+    query: String,
+    flags: Vec<String>,
+) -> serde_json::Value {
+    let name = test.to_owned();
+    let report = tokio::task::spawn_blocking(move || {
+        browser::run(&browser::PageRun {
+            chromium: &chromium,
+            name: &name,
+            html,
+            query: &query,
+            extra_flags: &flags,
+            timeout: Duration::from_secs(60),
+        })
+    })
+    .await
+    .expect("the harness thread")
+    .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let result: serde_json::Value = serde_json::from_str(&report.result).expect("the page's JSON");
+    assert_eq!(result["ok"], true, "the page reported {result:#}");
+    let screenshot = report.screenshot.expect("a screenshot of the page");
+    eprintln!("{test}: screenshot at {}", screenshot.display());
+    result
+}
+
 async fn echo_in_a_browser(test: &str, use_tls: bool) {
     let Some(chromium) = browser::chromium_or_skip(test) else {
         return;
@@ -34,23 +63,7 @@ async fn echo_in_a_browser(test: &str, use_tls: bool) {
         .iter()
         .map(|p| format!("--ignore-certificate-errors-spki-list={}", p.spki_sha256))
         .collect();
-    let name = test.to_owned();
-    let report = tokio::task::spawn_blocking(move || {
-        browser::run(&browser::PageRun {
-            chromium: &chromium,
-            name: &name,
-            html: browser::ECHO_HTML,
-            query: &query,
-            extra_flags: &flags,
-            timeout: Duration::from_secs(60),
-        })
-    })
-    .await
-    .expect("the harness thread")
-    .unwrap_or_else(|e| panic!("{test}: {e}"));
-
-    let result: serde_json::Value = serde_json::from_str(&report.result).expect("the page's JSON");
-    assert_eq!(result["ok"], true, "the page reported {result:#}");
+    let result = open_page(test, chromium, browser::ECHO_HTML, query, flags).await;
     let steps: Vec<&str> = result["steps"]
         .as_array()
         .expect("steps")
@@ -85,8 +98,6 @@ async fn echo_in_a_browser(test: &str, use_tls: bool) {
         Event::PingAnswered(Value::map().with("got", 7))
     );
     assert_eq!(server.next_event().await, Event::Closed("kickout".into()));
-    let screenshot = report.screenshot.expect("a screenshot of the page");
-    eprintln!("{test}: screenshot at {}", screenshot.display());
 }
 
 /// The page's msgpack and frames (`fpnn.js`) write exactly the official SDKs' bytes and read
@@ -117,21 +128,7 @@ async fn the_page_client_matches_the_official_vectors() {
     .map(|(name, title)| format!("{name}={}", hex(title)))
     .collect::<Vec<_>>()
     .join("&");
-    let report = tokio::task::spawn_blocking(move || {
-        browser::run(&browser::PageRun {
-            chromium: &chromium,
-            name: test,
-            html: browser::VECTORS_HTML,
-            query: &query,
-            extra_flags: &[],
-            timeout: Duration::from_secs(60),
-        })
-    })
-    .await
-    .expect("the harness thread")
-    .unwrap_or_else(|e| panic!("{test}: {e}"));
-    let result: serde_json::Value = serde_json::from_str(&report.result).expect("the page's JSON");
-    assert_eq!(result["ok"], true, "the page reported {result:#}");
+    let result = open_page(test, chromium, browser::VECTORS_HTML, query, Vec::new()).await;
     assert_eq!(
         result["steps"].as_array().map(Vec::len),
         Some(12),
