@@ -14,7 +14,7 @@ put() { printf '%b' "$(sed 's/../\\x&/g' <<<"$2")" >"$1"; }
 
 # Inputs that once failed (regress-*) are kept; everything else is written anew.
 mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde \
-    seeds/web_detect seeds/http_request seeds/ws_frames
+    seeds/web_detect seeds/http_request seeds/ws_frames seeds/ws_handshake
 find seeds -type f ! -name 'regress-*' -delete
 
 stream=""
@@ -85,6 +85,12 @@ put seeds/ws_frames/client-plain "0882$(printf '%02x' $(( ${#frame} / 2 )))$fram
 # The framework's header for a 126-byte frame: 82 7e, then the frame at once (a two-way
 # quest "m" whose payload is {"x": 104 a's}: 16 + 1 + 109 bytes).
 put seeds/ws_frames/client-quirk-126 "08827e46504e4e018001016d000000010000006d81a178d968$(printf '61%.0s' $(seq 104))"
+
+# The server's answer to the RFC's key, with a frame after it; and a refusal.
+accepted='HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x82\x00'
+printf '%b' "\x00$accepted" >seeds/ws_handshake/accepted
+printf '%b' "\x02\x00\x06$accepted" >seeds/ws_handshake/accepted-chunks
+printf '%b' '\x00HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n' >seeds/ws_handshake/refused
 
 # Drop duplicates (the version 0 and version 1 vectors share their payloads).
 for dir in seeds/*; do

@@ -203,7 +203,9 @@ fn parse_head(request: &httparse::Request<'_, '_>, limits: &Limits) -> Result<He
     };
     let fpnn_method = service_method(path)?;
     let headers: &[httparse::Header<'_>] = request.headers;
-    if !post && header(headers, "Upgrade").is_some() {
+    // An `Upgrade` to anything but WebSocket (`h2c`, say) may be ignored (RFC 9110 §7.8):
+    // the request is then an ordinary call.
+    if !post && header(headers, "Upgrade").is_some_and(|u| has_token(u, "websocket")) {
         return Upgrade::check(target, headers)
             .map(Head::Upgrade)
             .map_err(HttpError::Upgrade);
@@ -552,6 +554,13 @@ mod tests {
         };
         assert_eq!(up.accept_key(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(&buf[..], b"\x81");
+        // Another upgrade is ignored: an ordinary call.
+        let Ok(Some(Request::Call(c))) = decode_all(
+            b"GET /service/echo HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.method, "echo");
         // Upgrade only on /service/<anything>.
         assert_eq!(
             decode_all(b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),

@@ -206,13 +206,14 @@ impl ClientHandshake {
         let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
         let head_len = match response.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+            Ok(httparse::Status::Complete(n)) if n <= MAX_RESPONSE_HEAD => n,
+            Ok(httparse::Status::Partial) if buf.len() <= MAX_RESPONSE_HEAD => return Ok(None),
+            // A head over the limit is refused whether it is complete yet or not.
+            Ok(_) => {
                 return Err(HandshakeError::Malformed(format!(
                     "head longer than {MAX_RESPONSE_HEAD} bytes"
                 )))
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
         };
         let code = response.code.unwrap_or(0);
