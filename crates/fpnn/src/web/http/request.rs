@@ -320,6 +320,11 @@ impl Chunked {
                 continue;
             }
             match httparse::parse_chunk_size(buf) {
+                // Extensions make a size line longer, but not past the head limit: the same
+                // verdict whether the line came in one read or many.
+                Ok(httparse::Status::Complete((used, _))) if used > limits.max_head => {
+                    return Err(HttpError::BadChunk("chunk size line too long"));
+                }
                 Ok(httparse::Status::Complete((used, size))) => {
                     let total = (self.data.len() as u64).saturating_add(size);
                     if total > limits.max_body as u64 {
@@ -338,7 +343,6 @@ impl Chunked {
                     }
                 }
                 Ok(httparse::Status::Partial) => {
-                    // A size line is short; extensions make it longer, but not unbounded.
                     if buf.len() > limits.max_head {
                         return Err(HttpError::BadChunk("chunk size line too long"));
                     }
@@ -495,6 +499,18 @@ mod tests {
             decode(b"POST /service/e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n"),
             Err(HttpError::BodyTooLarge { len: 101, max: 100 })
         );
+        // A size line over the head limit, complete or not (found by the fuzzer).
+        let long_ext = [
+            &b"POST /service/e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;x="[..],
+            &[b'a'; 300],
+        ]
+        .concat();
+        for end in [&b""[..], b"\r\n"] {
+            assert_eq!(
+                decode(&[&long_ext[..], end].concat()),
+                Err(HttpError::BadChunk("chunk size line too long"))
+            );
+        }
         let long = [&b"GET /service/e HTTP/1.1\r\nX: "[..], &[b'a'; 300]].concat();
         assert_eq!(decode(&long), Err(HttpError::HeadTooLarge(200)));
         let many: Vec<u8> = [
