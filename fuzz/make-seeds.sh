@@ -14,7 +14,8 @@ put() { printf '%b' "$(sed 's/../\\x&/g' <<<"$2")" >"$1"; }
 
 # Inputs that once failed (regress-*) are kept; everything else is written anew.
 mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde \
-    seeds/encrypted_receiver seeds/key_params
+    seeds/encrypted_receiver seeds/key_params \
+    seeds/web_detect seeds/http_request seeds/ws_frames seeds/ws_handshake
 find seeds -type f ! -name 'regress-*' -delete
 
 stream=""
@@ -79,6 +80,39 @@ printf '%s' '{"a":[1,-2,3.5,1e300,-0,18446744073709551615,null,true,"\u00e9\ud83
 # tos: [1, 2], mtype: 30, msg: "hi", kind: {"File": {url: "u", size: 1}}.
 v1=$(sed -n '/^### V1 payload only/{n;p}' "$vectors")
 put seeds/value_serde/sendmsg "89${v1#85}a3746f73920102a56d74797065""1ea36d7367a26869a46b696e6481a446696c6582a375726ca175a473697a6501"
+
+# The web layers: first bytes, HTTP requests (k = 0: all at once; k = 3 with sizes 0, 4, 9:
+# chunks of 1, 5 and 10 bytes), WebSocket streams (k bit 3: the client end).
+printf '\x00FPNN' >seeds/web_detect/fpnn
+printf '\x01\x16\x03\x01' >seeds/web_detect/tls
+printf '\x00GET ' >seeds/web_detect/get
+post='POST /service/gettoken HTTP/1.1\r\nContent-Length: 15\r\n\r\n{"uid":1,"a":2}'
+get='GET /service/echo?fpnn=%7B%22t%22%3A%22ab%3D%3D%22%7D HTTP/1.1\r\nOrigin: http://x\r\n\r\n'
+chunked='POST /service/e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;x=1\r\n{"a"\r\n3\r\n:1}\r\n0\r\nT: y\r\n\r\n'
+upgrade='GET /service/websocket HTTP/1.1\r\nupgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'
+printf '%b' "\x00$post$get$chunked" >seeds/http_request/pipelined
+printf '%b' "\x03\x00\x04\x09$post$chunked$get" >seeds/http_request/pipelined-chunks
+printf '%b' "\x00$get$upgrade" >seeds/http_request/upgrade
+# WebSocket: a masked binary message holding the gettoken vector, split in two fragments
+# with a ping between them, then a close (server end); the same frame unmasked, and the
+# framework's 126-byte header (client end).
+frame=$(sed -n '/^### V1 twoway quest gettoken seq=7 (version byte 1/{n;p}' "$vectors")
+half=$(( ${#frame} / 4 * 2 )) # hex digits of the first fragment
+server="02$(printf '%02x' $(( 0x80 | half / 2 )))00000000${frame:0:$half}"
+server+="898000000000"
+server+="80$(printf '%02x' $(( 0x80 | (${#frame} - half) / 2 )))00000000${frame:$half}"
+server+="88820000000003e8"
+put seeds/ws_frames/server-fragments "00$server"
+put seeds/ws_frames/client-plain "0882$(printf '%02x' $(( ${#frame} / 2 )))$frame"
+# The framework's header for a 126-byte frame: 82 7e, then the frame at once (a two-way
+# quest "m" whose payload is {"x": 104 a's}: 16 + 1 + 109 bytes).
+put seeds/ws_frames/client-quirk-126 "08827e46504e4e018001016d000000010000006d81a178d968$(printf '61%.0s' $(seq 104))"
+
+# The server's answer to the RFC's key, with a frame after it; and a refusal.
+accepted='HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x82\x00'
+printf '%b' "\x00$accepted" >seeds/ws_handshake/accepted
+printf '%b' "\x02\x00\x06$accepted" >seeds/ws_handshake/accepted-chunks
+printf '%b' '\x00HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n' >seeds/ws_handshake/refused
 
 # Drop duplicates (the version 0 and version 1 vectors share their payloads).
 for dir in seeds/*; do

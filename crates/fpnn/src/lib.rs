@@ -45,6 +45,7 @@ pub mod server;
 pub use error::Error;
 pub use router::{HandlerResult, Router};
 pub mod client;
+pub mod web;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
