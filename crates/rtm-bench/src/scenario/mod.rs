@@ -1,9 +1,11 @@
-//! The scenarios: server API load, logins, idle connections, kickout latency.
+//! The scenarios: server API load, logins, idle connections, kickout latency, a sustained
+//! load.
 
 pub mod auth;
 pub mod idle;
 pub mod kickout;
 pub mod server_api;
+pub mod sustained;
 
 use crate::target::Target;
 use std::sync::atomic::{AtomicU64, Ordering};
