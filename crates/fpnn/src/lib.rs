@@ -31,16 +31,18 @@ pub mod msgpack;
 pub mod payload;
 pub mod value;
 
-pub use error::{code, ErrorAnswer};
+pub use error::{code, ConnectError, ErrorAnswer};
 pub use frame::{Answer, CodecError, Frame, FrameDecoder, Quest, DEFAULT_MAX_FRAME};
 pub use payload::Format;
 pub use value::{from_value, to_value, DeError, SerError, Value};
 
-mod conn;
+mod driver;
+pub mod proto;
 pub mod router;
 pub mod server;
 
 pub use error::Error;
+pub use proto::CloseReason;
 pub use router::{HandlerResult, Router};
 pub mod client;
 
