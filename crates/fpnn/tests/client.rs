@@ -624,3 +624,51 @@ async fn dropping_the_last_client_handle_closes_the_connection() {
         .unwrap();
     assert_eq!(reason, code::CORE_CONNECTION_CLOSED);
 }
+
+/// The scenario with real sockets: a client that calls every 100 ms, with the
+/// official reconnect schedule; the server is down for 2 s. The calls made while it is down
+/// fail at once (20012); every call made after it is back succeeds, the first one included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_succeed_as_soon_as_a_restarted_server_is_back() {
+    let server = echo_server().bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr();
+    let client = Client::builder(addr.to_string())
+        .auto_reconnect(true)
+        .quest_timeout(Duration::from_secs(5))
+        .build();
+    within("echo", client.quest("echo", &numbered(0))).await.unwrap();
+
+    let caller = client.clone();
+    let calls = tokio::spawn(async move {
+        let mut results = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for i in 0..45 {
+            tick.tick().await;
+            let started = std::time::Instant::now();
+            let result = caller.quest("echo", &numbered(i)).await;
+            results.push((started, result.map_err(|e| e.code())));
+        }
+        results
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    within("shutdown", server.shutdown()).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let server = echo_server().bind(addr).await.unwrap();
+    let back = std::time::Instant::now();
+    let results = within("the calls", calls).await.unwrap();
+    let failed_while_down = results.iter().filter(|(_, r)| r.is_err()).count();
+    assert!(failed_while_down > 0, "the server was down");
+    for (started, result) in &results {
+        if *started >= back {
+            assert!(result.is_ok(), "a call after the server was back: {result:?}");
+        } else if let Err(code) = result {
+            // Closed under a call (20002), or refused while down (20012).
+            assert!(
+                [code::CORE_CONNECTION_CLOSED, code::CORE_INVALID_CONNECTION].contains(code),
+                "{code}"
+            );
+        }
+    }
+    assert!(results.iter().filter(|(s, _)| *s >= back).count() >= 10);
+    assert_eq!(server.connection_count(), 1);
+}

@@ -16,6 +16,12 @@
 //! auth_timeout = "5s"
 //! client_ping_interval = "20s"
 //! replay_capacity = 4194304         # signs remembered against replays (~34 B each)
+//! read_buffer = 16384                # input held per connection
+//! frame_memory = 67108864            # per port, for frames longer than read_buffer
+//! outbound_budget = 65536            # queued for one client: pushes fail past it
+//! outbound_high_water = 32768        # queued for one client: reading stops past it
+//! max_in_flight = 1024               # quests of one connection at once; then 20011
+//! write_stall_timeout = "30s"        # a client that takes no bytes this long is closed
 //!
 //! [redis]                            # only with store = "redis://..." (cluster mode)
 //! key_prefix = "rtm"                 # every key and channel starts with it
@@ -166,6 +172,38 @@ pub struct Limits {
     /// "replay window full") until signs expire. Size it for the node's peak rate. Default
     /// 4194304. (In cluster mode the window lives in Redis, with no such cap.)
     pub replay_capacity: usize,
+    /// Input bytes each connection holds; a frame up to this size needs nothing more.
+    /// Default 16 KiB.
+    pub read_buffer: usize,
+    /// Memory each port shares among its connections for frames longer than `read_buffer`;
+    /// a connection whose frame does not fit stops reading until it does. Default 64 MiB.
+    pub frame_memory: usize,
+    /// Bytes queued for one client past which pushes to it (`kickout`, `ping`) fail.
+    /// Default 64 KiB.
+    pub outbound_budget: usize,
+    /// Bytes queued for one client past which the port stops reading that connection until
+    /// the client takes them. Default 32 KiB.
+    pub outbound_high_water: usize,
+    /// Quests of one connection handled at once; beyond, a two-way quest is answered 20011.
+    /// Default 1024.
+    pub max_in_flight: usize,
+    /// Close a connection whose client takes no bytes for this long while some wait for
+    /// it. Default 30 s.
+    #[serde(deserialize_with = "duration")]
+    pub write_stall_timeout: Duration,
+}
+
+impl Limits {
+    /// The worst-case memory of the connections' buffers on one port, in bytes:
+    /// `max_connections × (read_buffer + max(outbound_budget, outbound_high_water) +
+    /// max_in_flight × 256) + frame_memory` (256 bytes: a generous answer of this service).
+    /// Add about 6 KiB a connection of fixed state; see the README's configuration reference.
+    pub fn worst_case_buffer_memory(&self) -> u128 {
+        let per_connection = self.read_buffer as u128
+            + self.outbound_budget.max(self.outbound_high_water) as u128
+            + self.max_in_flight as u128 * 256;
+        self.max_connections as u128 * per_connection + self.frame_memory as u128
+    }
 }
 
 impl Default for Limits {
@@ -178,6 +216,12 @@ impl Default for Limits {
             client_ping_interval: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(10),
             replay_capacity: crate::store::DEFAULT_REPLAY_CAPACITY,
+            read_buffer: fpnn::proto::DEFAULT_READ_BUFFER,
+            frame_memory: fpnn::proto::DEFAULT_FRAME_MEMORY,
+            outbound_budget: fpnn::proto::DEFAULT_OUTBOUND_BUDGET,
+            outbound_high_water: fpnn::proto::DEFAULT_OUTBOUND_HIGH_WATER,
+            max_in_flight: fpnn::proto::DEFAULT_MAX_IN_FLIGHT,
+            write_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -363,10 +407,21 @@ impl Config {
         if limits.replay_capacity == 0 {
             return Err(invalid("limits.replay_capacity", "must be at least 1"));
         }
+        for (field, value, least) in [
+            ("limits.read_buffer", limits.read_buffer, 64),
+            ("limits.outbound_budget", limits.outbound_budget, 64),
+            ("limits.outbound_high_water", limits.outbound_high_water, 64),
+            ("limits.max_in_flight", limits.max_in_flight, 1),
+        ] {
+            if value < least {
+                return Err(invalid(field, format!("must be at least {least}")));
+            }
+        }
         for (field, value) in [
             ("limits.idle_timeout", limits.idle_timeout),
             ("limits.auth_timeout", limits.auth_timeout),
             ("limits.client_ping_interval", limits.client_ping_interval),
+            ("limits.write_stall_timeout", limits.write_stall_timeout),
             ("redis.session_ttl", self.redis.session_ttl),
             ("redis.command_timeout", self.redis.command_timeout),
         ] {

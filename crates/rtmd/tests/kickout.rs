@@ -217,7 +217,7 @@ async fn without_multi_login_concurrent_logins_leave_one_session() {
             // connection; it has had the kickout push.
             match within("auth", login).await.unwrap() {
                 Ok(answer) => assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true)),
-                Err(fpnn::Error::ConnectionClosed(_)) => {}
+                Err(fpnn::Error::Closed(_)) => {}
                 Err(e) => panic!("auth failed: {e}"),
             }
         }

@@ -658,3 +658,6 @@ impl QuestHandler for ClientHandler {
         Handled::Later
     }
 }
+
+#[cfg(test)]
+mod tests;
