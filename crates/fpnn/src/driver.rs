@@ -475,7 +475,10 @@ where
         // Failures of quests still waiting were queued at the close; deliver them.
         self.handle_events();
         self.link.closing.set();
-        let reason = self.link.close_reason().unwrap_or(CloseReason::ClosedLocally);
+        let reason = self
+            .link
+            .close_reason()
+            .unwrap_or(CloseReason::ClosedLocally);
         Poll::Ready(reason)
     }
 }

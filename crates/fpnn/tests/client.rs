@@ -636,7 +636,9 @@ async fn calls_succeed_as_soon_as_a_restarted_server_is_back() {
         .auto_reconnect(true)
         .quest_timeout(Duration::from_secs(5))
         .build();
-    within("echo", client.quest("echo", &numbered(0))).await.unwrap();
+    within("echo", client.quest("echo", &numbered(0)))
+        .await
+        .unwrap();
 
     let caller = client.clone();
     let calls = tokio::spawn(async move {
@@ -660,7 +662,10 @@ async fn calls_succeed_as_soon_as_a_restarted_server_is_back() {
     assert!(failed_while_down > 0, "the server was down");
     for (started, result) in &results {
         if *started >= back {
-            assert!(result.is_ok(), "a call after the server was back: {result:?}");
+            assert!(
+                result.is_ok(),
+                "a call after the server was back: {result:?}"
+            );
         } else if let Err(code) = result {
             // Closed under a call (20002), or refused while down (20012).
             assert!(

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fpnn::client::Client;
-use fpnn::server::Server;
 use fpnn::proto::ProtocolError;
+use fpnn::server::Server;
 use fpnn::{code, CloseReason, Error, Frame, Quest, Value};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -150,7 +150,10 @@ async fn a_server_sending_garbage_fails_the_quests_with_20012() {
         if i < 2 {
             // A corrupt stream closes the connection.
             assert!(
-                matches!(err, Error::Closed(CloseReason::Protocol(ProtocolError::BadFrame(_)))),
+                matches!(
+                    err,
+                    Error::Closed(CloseReason::Protocol(ProtocolError::BadFrame(_)))
+                ),
                 "{i}: {err:?}"
             );
             assert!(!events.connected().await);

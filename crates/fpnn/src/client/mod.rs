@@ -488,11 +488,9 @@ impl Client {
         let connect_timeout = self.inner.config.connect_timeout;
         let connect_deadline = deadline.min(Instant::now() + connect_timeout);
         let started = Instant::now();
-        let attempt = tokio::time::timeout_at(
-            connect_deadline,
-            (self.inner.connector)(endpoint.clone()),
-        )
-        .await;
+        let attempt =
+            tokio::time::timeout_at(connect_deadline, (self.inner.connector)(endpoint.clone()))
+                .await;
         let failed = |reason: ConnectError| {
             let error = Error::Connect {
                 endpoint: endpoint.clone(),
@@ -512,10 +510,8 @@ impl Client {
             }
             Err(_) => return Err(Error::Timeout(started.elapsed())),
         };
-        let state_machine = proto::Connection::new(
-            self.inner.config.connection_config(),
-            driver::now(),
-        );
+        let state_machine =
+            proto::Connection::new(self.inner.config.connection_config(), driver::now());
         let link = Link::new(state_machine, peer);
         {
             let mut state = self.state();

@@ -142,9 +142,6 @@ mod tests {
             assert_eq!(schedule.next_attempt(&s, now), now);
         }
         assert_eq!(schedule.attempts(), 5);
-        assert_eq!(
-            schedule.next_attempt(&s, now) - now,
-            Duration::from_secs(2)
-        );
+        assert_eq!(schedule.next_attempt(&s, now) - now, Duration::from_secs(2));
     }
 }

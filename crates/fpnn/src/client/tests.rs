@@ -132,7 +132,11 @@ async fn a_quest_while_disconnected_connects_at_once_whatever_the_schedule() {
             _ => None,
         })
         .collect();
-    assert_eq!(connected, [false, false], "the quest connected, not the schedule");
+    assert_eq!(
+        connected,
+        [false, false],
+        "the quest connected, not the schedule"
+    );
     // The background loop finds the client connected at 27.6 s and stops: no attempt after
     // the quest's.
     tokio::time::sleep(Duration::from_secs(300)).await;

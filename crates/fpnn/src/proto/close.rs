@@ -41,9 +41,9 @@ impl CloseReason {
     /// The FPNN code quests waiting on the connection fail with.
     pub fn code(&self) -> i32 {
         match self {
-            CloseReason::IdleTimeout(_) | CloseReason::ClosedByPeer | CloseReason::ClosedLocally => {
-                code::CORE_CONNECTION_CLOSED
-            }
+            CloseReason::IdleTimeout(_)
+            | CloseReason::ClosedByPeer
+            | CloseReason::ClosedLocally => code::CORE_CONNECTION_CLOSED,
             CloseReason::KeepAliveLost(_)
             | CloseReason::WriteStalled(_)
             | CloseReason::Io(_)

@@ -151,7 +151,8 @@ impl FrameMemory {
         self.inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&total| total <= self.inner.limit)
+                used.checked_add(n)
+                    .filter(|&total| total <= self.inner.limit)
             })
             .is_ok()
     }

@@ -150,7 +150,9 @@ enum State {
         flush_deadline: Instant,
     },
     /// Finished with: the driver closes the transport.
-    Closed { reason: CloseReason },
+    Closed {
+        reason: CloseReason,
+    },
 }
 
 /// One FPNN connection, either side, with no I/O. `W` is what a driver keeps with each quest
@@ -779,9 +781,7 @@ impl<W> Connection<W> {
                 return;
             }
             let ping_timeout = ping_timeout(&keep_alive);
-            let ping_due = self
-                .last_ping
-                .is_none_or(|last| now >= last + ping_timeout);
+            let ping_due = self.last_ping.is_none_or(|last| now >= last + ping_timeout);
             if quiet >= keep_alive.interval && ping_due {
                 self.last_ping = Some(now);
                 // Any answer counts as traffic; the ping's own result does not matter. A

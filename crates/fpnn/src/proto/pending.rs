@@ -44,7 +44,9 @@ impl<W> Pending<W> {
 
     /// Adds quest `seq`; the caller never reuses a seq that is still waiting.
     pub fn insert(&mut self, seq: u32, waiter: Waiter<W>, now: Instant, timeout: Duration) {
-        let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         if let Some(old) = self.by_seq.insert(
             seq,
             Entry {

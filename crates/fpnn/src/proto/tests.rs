@@ -139,7 +139,9 @@ impl Pair {
                     self.server_saw.push(quest.method.clone());
                     match (self.app, quest.seq) {
                         (App::Echo, Some(seq)) => {
-                            let result = quest.params().map_err(|e| ErrorAnswer::new(1, e.to_string()));
+                            let result = quest
+                                .params()
+                                .map_err(|e| ErrorAnswer::new(1, e.to_string()));
                             self.server.answer(seq, quest.format, result);
                         }
                         (App::Echo, None) => self.server.oneway_done(),
@@ -158,7 +160,9 @@ impl Pair {
                         };
                         self.client_events.push((waiter, result));
                     }
-                    Event::Failed { waiter, error } => self.client_events.push((waiter, Err(error))),
+                    Event::Failed { waiter, error } => {
+                        self.client_events.push((waiter, Err(error)))
+                    }
                     Event::Quest(quest) => {
                         // The client answers pushes like the echo server.
                         match quest.seq {
@@ -247,7 +251,8 @@ fn a_quest_without_an_answer_times_out_with_20003_and_a_late_answer_is_dropped()
     assert_eq!(err.code(), code::CORE_TIMEOUT);
     // The server answers late: dropped, and the connection goes on.
     let quest = pair.held.pop().unwrap();
-    pair.server.answer(quest.seq.unwrap(), quest.format, Ok(Value::map()));
+    pair.server
+        .answer(quest.seq.unwrap(), quest.format, Ok(Value::map()));
     pair.app = App::Echo;
     pair.quest(2, "echo", Value::map(), secs(5));
     pair.step();
@@ -267,7 +272,10 @@ fn the_server_closes_an_idle_connection_after_60_s_with_20002() {
         Some(&CloseReason::IdleTimeout(secs(60)))
     );
     assert!(pair.server.is_closed());
-    assert_eq!(CloseReason::IdleTimeout(secs(60)).code(), code::CORE_CONNECTION_CLOSED);
+    assert_eq!(
+        CloseReason::IdleTimeout(secs(60)).code(),
+        code::CORE_CONNECTION_CLOSED
+    );
 }
 
 #[test]
@@ -346,7 +354,11 @@ fn a_peer_that_takes_bytes_slowly_is_not_stalled() {
         pair.to_client.bytes.advance(n);
         pair.client.handle_input(n, pair.now);
     }
-    assert!(!pair.server.is_closing(), "{:?}", pair.server.close_reason());
+    assert!(
+        !pair.server.is_closing(),
+        "{:?}",
+        pair.server.close_reason()
+    );
 }
 
 #[test]
@@ -406,7 +418,16 @@ fn a_push_to_a_peer_that_does_not_read_fails_once_the_budget_is_used_up() {
         pair.step();
         assert!(pushed < 1000);
     };
-    assert!(matches!(err, SendError::Full { budget: DEFAULT_OUTBOUND_BUDGET, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            SendError::Full {
+                budget: DEFAULT_OUTBOUND_BUDGET,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(Error::from(err).code(), code::CORE_SEND_ERROR);
     // The close still works, and ends the session.
     pair.server.close(CloseReason::ClosedLocally, pair.now);
@@ -434,7 +455,8 @@ fn quests_beyond_the_in_flight_cap_are_answered_20011() {
     }
     // Answering one makes room for the next.
     let quest = pair.held.remove(0);
-    pair.server.answer(quest.seq.unwrap(), quest.format, Ok(Value::map()));
+    pair.server
+        .answer(quest.seq.unwrap(), quest.format, Ok(Value::map()));
     pair.quest(9, "slow", Value::map(), secs(60));
     pair.step();
     assert_eq!(pair.held.len(), 3);
@@ -461,11 +483,16 @@ fn close_reasons_of_each_side() {
 
     // Garbage closes with a protocol error, 20012.
     let mut pair = Pair::default();
-    pair.to_server.bytes.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    pair.to_server
+        .bytes
+        .extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
     pair.step();
     let reason = pair.server.close_reason().cloned().unwrap();
     assert!(
-        matches!(reason, CloseReason::Protocol(ProtocolError::BadFrame(CodecError::BadMagic(_)))),
+        matches!(
+            reason,
+            CloseReason::Protocol(ProtocolError::BadFrame(CodecError::BadMagic(_)))
+        ),
         "{reason:?}"
     );
     assert_eq!(reason.code(), code::CORE_INVALID_CONNECTION);
@@ -480,7 +507,8 @@ fn queued_answers_go_out_before_the_close_and_a_stuck_flush_is_cut() {
     pair.server.close_after_answers(pair.now);
     assert!(!pair.server.is_closing(), "waits for the quest in flight");
     let quest = pair.held.pop().unwrap();
-    pair.server.answer(quest.seq.unwrap(), quest.format, Ok(Value::map()));
+    pair.server
+        .answer(quest.seq.unwrap(), quest.format, Ok(Value::map()));
     assert!(pair.server.is_closing());
     pair.step();
     assert!(pair.result(1).unwrap().is_ok(), "the answer went out first");
@@ -551,7 +579,9 @@ fn an_unknown_answer_seq_is_dropped_and_a_frame_over_the_limit_closes() {
     pair.step();
     assert!(matches!(
         pair.server.close_reason(),
-        Some(CloseReason::Protocol(ProtocolError::BadFrame(CodecError::FrameTooLarge { .. })))
+        Some(CloseReason::Protocol(ProtocolError::BadFrame(
+            CodecError::FrameTooLarge { .. }
+        )))
     ));
 }
 
@@ -615,7 +645,8 @@ fn the_wire_layer_switches_between_two_frames_with_pipelined_bytes_behind() {
     assert_eq!(key.method, "*key");
     // The server switches, then queues the answer: its first frame through the layer.
     pair.server.set_wire(Wire::from(XorLayer(0x5a)));
-    pair.server.answer(key.seq.unwrap(), key.format, Ok(Value::map()));
+    pair.server
+        .answer(key.seq.unwrap(), key.format, Ok(Value::map()));
     let bytes = pair.server.poll_transmit().unwrap();
     pair.server.on_transmitted(bytes.len(), pair.now);
     assert_eq!(&bytes[..4], &(bytes.len() as u32 - 4).to_le_bytes());
@@ -628,11 +659,16 @@ fn the_wire_layer_switches_between_two_frames_with_pipelined_bytes_behind() {
     assert_eq!(pair.result(3), Some(&Ok(big(3000))));
 
     // Bytes the layer refuses close the connection with the layer's name.
-    pair.to_server.bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    pair.to_server
+        .bytes
+        .extend_from_slice(&u32::MAX.to_le_bytes());
     pair.step();
     assert!(matches!(
         pair.server.close_reason(),
-        Some(CloseReason::Protocol(ProtocolError::Layer { layer: "xor", .. }))
+        Some(CloseReason::Protocol(ProtocolError::Layer {
+            layer: "xor",
+            ..
+        }))
     ));
 }
 

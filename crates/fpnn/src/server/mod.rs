@@ -544,7 +544,6 @@ impl QuestHandler for ServerHandler {
     }
 
     fn batch_done(&mut self) {
-        self.shared
-            .quests_done(std::mem::take(&mut self.answered));
+        self.shared.quests_done(std::mem::take(&mut self.answered));
     }
 }

@@ -138,7 +138,10 @@ pub fn run(target: &Target, opts: &Options) -> Result<Run, String> {
     stop_sampling.store(true, Ordering::Relaxed);
     let _ = sampler.join();
 
-    let samples = rss_samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let samples = rss_samples
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let during = samples
         .iter()
         .filter(|(t, _)| *t <= closed_at)
@@ -149,7 +152,12 @@ pub fn run(target: &Target, opts: &Options) -> Result<Run, String> {
     let quests = written.load(Ordering::Relaxed);
     let mut run = Run {
         scenario: "flood".into(),
-        label: format!("flood {} x{} {:.0} s", opts.kind.name(), opts.connections, opts.seconds.as_secs_f64()),
+        label: format!(
+            "flood {} x{} {:.0} s",
+            opts.kind.name(),
+            opts.connections,
+            opts.seconds.as_secs_f64()
+        ),
         target: target.name.clone(),
         client: "raw".into(),
         schedule: "closed".into(),
@@ -172,8 +180,10 @@ pub fn run(target: &Target, opts: &Options) -> Result<Run, String> {
         format!("rss_{:.0}s_after_close_mib", opts.after.as_secs_f64()),
         mib(after),
     );
-    run.extra
-        .insert("rss_growth_mib".into(), mib(during.saturating_sub(rss_before)));
+    run.extra.insert(
+        "rss_growth_mib".into(),
+        mib(during.saturating_sub(rss_before)),
+    );
     run.extra.insert(
         "rss_after_minus_before_mib".into(),
         mib(after) - mib(rss_before),
@@ -209,7 +219,10 @@ fn login(stream: &mut TcpStream, pid: i32, uid: i64, token: &str) -> Result<(), 
     let answer = wire::call(stream, &mut Reader::default(), &mut out)
         .map_err(|e| format!("login of user {uid}: {e}"))?;
     if answer.is_error() {
-        return Err(format!("login of user {uid} refused ({})", wire::error_code(&answer)));
+        return Err(format!(
+            "login of user {uid} refused ({})",
+            wire::error_code(&answer)
+        ));
     }
     Ok(())
 }
@@ -274,7 +287,13 @@ fn probe(addr: SocketAddr, signer: &Signer, stop: &AtomicBool) -> (Histogram, u6
     let mut out = BytesMut::new();
     let mut seq = 1u32;
     while !stop.load(Ordering::Relaxed) {
-        signer.append(&mut out, Method::GetToken, seq, i64::from(seq % 1000) + 1, 0);
+        signer.append(
+            &mut out,
+            Method::GetToken,
+            seq,
+            i64::from(seq % 1000) + 1,
+            0,
+        );
         seq += 1;
         let start = Instant::now();
         match wire::call(&mut stream, &mut reader, &mut out) {
