@@ -274,10 +274,31 @@ pub(crate) trait QuestHandler: Send + 'static {
     fn batch_done(&mut self) {}
 }
 
+/// A byte stream a connection runs on.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// Ready when a read would find bytes (or an error). A stream that cannot tell is
+    /// always ready. The driver asks before it gives the connection's input buffer memory,
+    /// so that an idle connection holds none.
+    fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Transport for tokio::net::TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + ?Sized> Transport for Box<T> {}
+
+#[cfg(test)]
+impl Transport for tokio::io::DuplexStream {}
+
 /// Runs a connection until it is finished with; returns why it closed.
 pub(crate) async fn drive<S, H>(stream: S, link: Arc<Link>, handler: H) -> CloseReason
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
     H: QuestHandler,
 {
     let mut driver = Driver {
@@ -305,7 +326,7 @@ struct Driver<S, H> {
 
 impl<S, H> Driver<S, H>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: Transport,
     H: QuestHandler,
 {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
@@ -331,8 +352,12 @@ where
                 }
             }
 
-            // Input.
-            if let Some(mut buf) = inner.conn.recv_buffer() {
+            // Input: buffer memory only once there is something to read.
+            let idle = inner.conn.buffered_input() == 0
+                && inner.conn.read_limit() > 0
+                && self.stream.poll_read_ready(cx).is_pending();
+            let buf = if idle { None } else { inner.conn.recv_buffer() };
+            if let Some(mut buf) = buf {
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut buf) {
                     Poll::Ready(Ok(n)) => {
                         inner.conn.handle_input(n, now);

@@ -21,6 +21,7 @@
 //! outbound_budget = 65536            # queued for one client: pushes fail past it
 //! outbound_high_water = 32768        # queued for one client: reading stops past it
 //! max_in_flight = 1024               # quests of one connection at once; then 20011
+//! max_in_flight_total = 16384        # quests of all a port's connections at once; then 20011
 //! write_stall_timeout = "30s"        # a client that takes no bytes this long is closed
 //!
 //! [redis]                            # only with store = "redis://..." (cluster mode)
@@ -187,6 +188,9 @@ pub struct Limits {
     /// Quests of one connection handled at once; beyond, a two-way quest is answered 20011.
     /// Default 1024.
     pub max_in_flight: usize,
+    /// Quests of all the connections of a port handled at once; beyond, 20011. Default
+    /// 16384.
+    pub max_in_flight_total: usize,
     /// Close a connection whose client takes no bytes for this long while some wait for
     /// it. Default 30 s.
     #[serde(deserialize_with = "duration")]
@@ -194,15 +198,19 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The worst-case memory of the connections' buffers on one port, in bytes:
-    /// `max_connections × (read_buffer + max(outbound_budget, outbound_high_water) +
-    /// max_in_flight × 256) + frame_memory` (256 bytes: a generous answer of this service).
-    /// Add about 6 KiB a connection of fixed state; see the README's configuration reference.
-    pub fn worst_case_buffer_memory(&self) -> u128 {
+    /// The worst-case memory of one port's connections, in bytes (the README's formula):
+    /// `max_connections × (read_buffer + max(outbound_budget, outbound_high_water) + 6 KiB)
+    /// + frame_memory + max_in_flight_total × (2 KiB + max(quest, answer))`, with quests and
+    /// answers of this service under 1 KiB.
+    pub fn worst_case_memory(&self) -> u128 {
+        const FIXED_PER_CONNECTION: u128 = 6 * 1024;
+        const PER_QUEST: u128 = 3 * 1024;
         let per_connection = self.read_buffer as u128
             + self.outbound_budget.max(self.outbound_high_water) as u128
-            + self.max_in_flight as u128 * 256;
-        self.max_connections as u128 * per_connection + self.frame_memory as u128
+            + FIXED_PER_CONNECTION;
+        self.max_connections as u128 * per_connection
+            + self.frame_memory as u128
+            + self.max_in_flight_total as u128 * PER_QUEST
     }
 }
 
@@ -221,6 +229,7 @@ impl Default for Limits {
             outbound_budget: fpnn::proto::DEFAULT_OUTBOUND_BUDGET,
             outbound_high_water: fpnn::proto::DEFAULT_OUTBOUND_HIGH_WATER,
             max_in_flight: fpnn::proto::DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_total: fpnn::server::DEFAULT_MAX_IN_FLIGHT_TOTAL,
             write_stall_timeout: Duration::from_secs(30),
         }
     }
@@ -412,6 +421,7 @@ impl Config {
             ("limits.outbound_budget", limits.outbound_budget, 64),
             ("limits.outbound_high_water", limits.outbound_high_water, 64),
             ("limits.max_in_flight", limits.max_in_flight, 1),
+            ("limits.max_in_flight_total", limits.max_in_flight_total, 1),
         ] {
             if value < least {
                 return Err(invalid(field, format!("must be at least {least}")));

@@ -138,6 +138,7 @@ impl Rtmd {
             outbound_budget: limits.outbound_budget,
             outbound_high_water: limits.outbound_high_water,
             max_in_flight: limits.max_in_flight,
+            max_in_flight_total: limits.max_in_flight_total,
             write_stall_timeout: Some(limits.write_stall_timeout),
         };
 

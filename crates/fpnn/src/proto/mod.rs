@@ -85,6 +85,9 @@ const FRAME_MEMORY_RETRY: Duration = Duration::from_millis(50);
 /// The largest answer-encoding buffer a connection keeps between answers.
 const MAX_KEPT_SCRATCH: usize = 4096;
 
+/// Input a closing connection reads and throws away, at most.
+const CLOSING_DISCARD: usize = 64 * 1024;
+
 /// Output capacity kept after everything queued was sent; beyond it the buffer is given back,
 /// so that a connection that is quiet after a burst holds no large buffer.
 const MAX_KEPT_OUTPUT: usize = 16 * 1024;
@@ -171,6 +174,8 @@ pub struct Connection<W = ()> {
     memory_retry: Option<Instant>,
     /// The peer ended its side of the stream; frames already buffered are still read.
     eof: bool,
+    /// Input bytes read and thrown away while closing.
+    discarded: usize,
     /// Wire bytes queued and not yet handed to the transport.
     output: BytesMut,
     /// Bytes handed out by [`Connection::poll_transmit`] and not yet reported written.
@@ -226,6 +231,7 @@ impl<W> Connection<W> {
             reserved: 0,
             memory_retry: None,
             eof: false,
+            discarded: 0,
             output: BytesMut::new(),
             in_transmit: 0,
             layer_scratch: BytesMut::new(),
@@ -268,13 +274,14 @@ impl<W> Connection<W> {
     ///
     /// Nothing while the connection is closed, while the output is past the high-water mark,
     /// or while a frame longer than the read buffer waits for [`FrameMemory`]. While closing,
-    /// input is read and thrown away, so that the peer's last bytes do not turn the close
-    /// into a reset.
+    /// up to 64 KiB of input is read and thrown away, so that a peer's last few quests do not
+    /// turn the close into a reset (which can make it lose what was sent before the close,
+    /// a `kickout` for instance); a peer that goes on sending more is not read any further.
     pub fn read_limit(&mut self) -> usize {
         match self.state {
             State::Closed { .. } => return 0,
             State::Closing { .. } if self.eof => return 0,
-            State::Closing { .. } => return self.config.read_buffer.max(1),
+            State::Closing { .. } => return CLOSING_DISCARD.saturating_sub(self.discarded),
             State::Open => {}
         }
         if self.eof || self.over_high_water() {
@@ -346,6 +353,7 @@ impl<W> Connection<W> {
         self.last_received = now;
         if !matches!(self.state, State::Open) {
             // Closing: read and thrown away.
+            self.discarded = self.discarded.saturating_add(n);
             self.input.clear();
         }
     }

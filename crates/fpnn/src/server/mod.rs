@@ -85,6 +85,11 @@ pub struct ServerConfig {
     /// Quests of one connection being handled at once; a two-way quest beyond it is answered
     /// 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`). Default 1024.
     pub max_in_flight: usize,
+    /// Quests of all connections being handled at once (the C++ framework's work queue);
+    /// a two-way quest beyond it is answered 20011 "Server queue is full!". This bounds the
+    /// memory of handlers that wait (for a store, say) whatever the number of connections.
+    /// Default 16 384.
+    pub max_in_flight_total: usize,
     /// Close a connection whose peer takes no bytes for this long while some wait for it.
     /// Default 30 s.
     pub write_stall_timeout: Option<Duration>,
@@ -103,10 +108,14 @@ impl Default for ServerConfig {
             outbound_budget: proto::DEFAULT_OUTBOUND_BUDGET,
             outbound_high_water: proto::DEFAULT_OUTBOUND_HIGH_WATER,
             max_in_flight: proto::DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_total: DEFAULT_MAX_IN_FLIGHT_TOTAL,
             write_stall_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
+
+/// Default [`ServerConfig::max_in_flight_total`]: 16 384.
+pub const DEFAULT_MAX_IN_FLIGHT_TOTAL: usize = 16 * 1024;
 
 impl ServerConfig {
     /// The configuration of each connection's state machine.
@@ -178,6 +187,12 @@ impl ServerBuilder {
     /// Sets the cap on quests in flight per connection.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.config.max_in_flight = n;
+        self
+    }
+
+    /// Sets the cap on quests in flight on all connections together.
+    pub fn max_in_flight_total(mut self, n: usize) -> Self {
+        self.config.max_in_flight_total = n;
         self
     }
 
@@ -505,10 +520,14 @@ impl QuestHandler for ServerHandler {
         // Counted before `stopping` is read, and `shutdown` sets `stopping` before it reads
         // the count (both SeqCst): either this quest sees the server stopping, or shutdown
         // sees this quest and waits for its answer.
-        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let busy = self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         self.answered += 1;
         if self.shared.stopping.load(Ordering::SeqCst) {
             let error = ErrorAnswer::new(code::CORE_SERVER_STOPPING, "server is stopping");
+            return Handled::Inline(Err(error));
+        }
+        if busy >= self.shared.config.max_in_flight_total {
+            let error = ErrorAnswer::new(code::CORE_WORK_QUEUE_FULL, "Server queue is full!");
             return Handled::Inline(Err(error));
         }
         let Some(mut future) =

@@ -65,8 +65,8 @@ pub struct Options {
     pub after: Duration,
 }
 
-/// Quests of one write: about 64 KiB.
-const BATCH: usize = 400;
+/// Quests built once and written again and again by each flooding connection.
+const POOL: usize = 4096;
 
 /// Runs the scenario.
 pub fn run(target: &Target, opts: &Options) -> Result<Run, String> {
@@ -228,6 +228,11 @@ fn login(stream: &mut TcpStream, pid: i32, uid: i64, token: &str) -> Result<(), 
 }
 
 /// Writes quests until `stop`, never reading. `Err` when the server ended the connection.
+///
+/// The quests are built once (`POOL` of them, signed with fresh salts) and written again
+/// and again, so that the writer costs next to nothing and the server gets all it takes: on
+/// the server API the repeats are replays, answered 200006, which is as much work and as
+/// large an answer as a fresh call.
 fn flood(
     mut stream: TcpStream,
     kind: Kind,
@@ -238,31 +243,29 @@ fn flood(
 ) -> Result<(), std::io::Error> {
     // A blocked write wakes up now and then to look at `stop`.
     stream.set_write_timeout(Some(Duration::from_millis(100)))?;
-    let mut out = BytesMut::new();
-    let mut seq = 1u32;
-    let mut pending: &[u8] = &[];
-    let mut batch;
-    while !stop.load(Ordering::Relaxed) {
-        if pending.is_empty() {
-            out.clear();
-            for _ in 0..BATCH {
-                match kind {
-                    Kind::ServerApi => {
-                        let uid = (n * 1_000_003 + u64::from(seq)) % 100_000 + 1;
-                        signer.append_named(&mut out, "getdevices", seq, uid as i64);
-                    }
-                    Kind::GatePing => wire::encode(&mut out, "*ping", seq, &fpnn::Value::map()),
-                    Kind::GateSilent => wire::encode(&mut out, "ping", seq, &fpnn::Value::map()),
-                }
-                seq = seq.wrapping_add(1).max(1);
+    let mut pool = BytesMut::new();
+    for seq in 1..=POOL as u32 {
+        match kind {
+            Kind::ServerApi => {
+                let uid = (n * 1_000_003 + u64::from(seq)) % 100_000 + 1;
+                signer.append_named(&mut pool, "getdevices", seq, uid as i64);
             }
-            batch = out.split();
-            pending = &batch[..];
-            written.fetch_add(BATCH as u64, Ordering::Relaxed);
+            Kind::GatePing => wire::encode(&mut pool, "*ping", seq, &fpnn::Value::map()),
+            Kind::GateSilent => wire::encode(&mut pool, "ping", seq, &fpnn::Value::map()),
         }
-        match stream.write(pending) {
+    }
+    let quest_len = pool.len() / POOL;
+    let mut at = 0;
+    let mut bytes = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match stream.write(&pool[at..]) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(k) => pending = &pending[k..],
+            Ok(k) => {
+                at = (at + k) % pool.len();
+                let before = bytes / quest_len as u64;
+                bytes += k as u64;
+                written.fetch_add(bytes / quest_len as u64 - before, Ordering::Relaxed);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
