@@ -199,9 +199,9 @@ pub struct Limits {
 
 impl Limits {
     /// The worst-case memory of one port's connections, in bytes (the README's formula):
-    /// `max_connections × (read_buffer + max(outbound_budget, outbound_high_water) + 6 KiB)
-    /// + frame_memory + max_in_flight_total × (2 KiB + max(quest, answer))`, with quests and
-    /// answers of this service under 1 KiB.
+    /// `max_connections × (read_buffer + max(outbound_budget, outbound_high_water) + 6 KiB)`,
+    /// plus `frame_memory`, plus `max_in_flight_total × 3 KiB` (a waiting handler with its
+    /// quest and answer; this service's are under 1 KiB).
     pub fn worst_case_memory(&self) -> u128 {
         const FIXED_PER_CONNECTION: u128 = 6 * 1024;
         const PER_QUEST: u128 = 3 * 1024;
@@ -664,6 +664,37 @@ mod tests {
             "[redis]\nsession_ttl = \"2s\"\ncommand_timeout = \"2s\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n",
         );
         assert!(e.contains("redis.session_ttl"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_parse_and_give_the_worst_case() {
+        let c = Config::from_toml(
+            "[limits]\nread_buffer = 8192\nframe_memory = 1048576\noutbound_budget = 4096\n\
+             outbound_high_water = 2048\nmax_in_flight = 8\nmax_in_flight_total = 100\n\
+             write_stall_timeout = \"5s\"\nmax_connections = 10\n\
+             [[projects]]\npid = 1\nsecrets = [\"a\"]\n",
+        )
+        .unwrap();
+        let l = &c.limits;
+        assert_eq!(
+            (l.read_buffer, l.outbound_budget, l.max_in_flight),
+            (8192, 4096, 8)
+        );
+        assert_eq!(l.write_stall_timeout, Duration::from_secs(5));
+        // 10 × (8 KiB + 4 KiB + 6 KiB) + 1 MiB + 100 × 3 KiB.
+        assert_eq!(
+            l.worst_case_memory(),
+            10 * (8192 + 4096 + 6144) + 1048576 + 100 * 3072
+        );
+        // The defaults: about 8.3 GiB a port, as the README says.
+        let gib = Limits::default().worst_case_memory() as f64 / (1u64 << 30) as f64;
+        assert!((8.2..8.4).contains(&gib), "{gib}");
+        let e = refused("[limits]\nmax_in_flight = 0\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n");
+        assert!(e.contains("limits.max_in_flight"), "{e}");
+        let e = refused(
+            "[limits]\nwrite_stall_timeout = 0\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n",
+        );
+        assert!(e.contains("limits.write_stall_timeout"), "{e}");
     }
 
     #[test]
