@@ -22,6 +22,8 @@ impl QuestHandler for Echo {
 /// A server behind in-memory pipes, up or down, recording every connect attempt.
 #[derive(Clone, Default)]
 struct FakeServer {
+    /// The server side's connection settings (an idle timeout, say).
+    config: proto::Config,
     up: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// When each attempt was made, and whether the server was up.
@@ -41,7 +43,7 @@ impl FakeServer {
                 }
                 let (client_end, server_end) = tokio::io::duplex(64 * 1024);
                 let addr: SocketAddr = ([127, 0, 0, 1], 13315).into();
-                let state = proto::Connection::new(proto::Config::default(), driver::now());
+                let state = proto::Connection::new(server.config.clone(), driver::now());
                 let link = Link::new(state, addr);
                 let task = tokio::spawn(async move {
                     drive(server_end, link, Echo).await;
@@ -144,4 +146,69 @@ async fn a_quest_while_disconnected_connects_at_once_whatever_the_schedule() {
     assert_eq!(attempts.last().map(|(_, up)| *up), Some(true));
     assert_eq!(attempts.iter().filter(|(_, up)| *up).count(), 1);
     assert!(client.is_connected());
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_makes_no_background_reconnect_and_a_later_quest_connects() {
+    let server = FakeServer::default();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let client = client_of(&server, events.clone());
+    client.quest("echo", &Value::map()).await.unwrap();
+    let attempts = || server.attempts.lock().unwrap().len();
+    assert_eq!(attempts(), 1);
+    client.close().await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(attempts(), 1, "no reconnect after close");
+    assert!(!client.is_connected());
+    client.quest("echo", &Value::map()).await.unwrap();
+    assert_eq!(attempts(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_keeps_a_connection_open_past_the_server_idle_timeout() {
+    let server = FakeServer {
+        config: proto::Config {
+            idle_timeout: Some(Duration::from_millis(500)),
+            ..proto::Config::default()
+        },
+        ..FakeServer::default()
+    };
+    let pinging_events = Arc::new(Mutex::new(Vec::new()));
+    server.up.store(true, Ordering::SeqCst);
+    let pinging = Client::builder("fake:13315")
+        .keep_alive(Some(KeepAlive {
+            interval: Duration::from_millis(50),
+            max_retries: 5,
+            ping_timeout: Some(Duration::from_millis(100)),
+        }))
+        .connector(server.connector())
+        .on_event({
+            let events = pinging_events.clone();
+            move |e| events.lock().unwrap().push(e.clone())
+        })
+        .build();
+    let silent_events = Arc::new(Mutex::new(Vec::new()));
+    let silent = client_of(&server, silent_events.clone());
+    pinging.connect().await.unwrap();
+    silent.connect().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The silent client was closed by the server's idle timeout (20002)...
+    let closed: Vec<i32> = silent_events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ConnectionEvent::Closed { reason, .. } => Some(reason.code()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.first(), Some(&code::CORE_CONNECTION_CLOSED));
+    // ...while the pinging one stayed up through 120 idle timeouts.
+    assert!(pinging.is_connected());
+    assert_eq!(
+        pinging_events.lock().unwrap().len(),
+        1,
+        "connected once, never closed"
+    );
+    pinging.quest("echo", &Value::map()).await.unwrap();
 }
