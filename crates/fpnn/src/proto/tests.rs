@@ -693,3 +693,56 @@ fn seqs_skip_zero_and_those_still_waiting_after_a_wrap() {
         .unwrap();
     assert_eq!(d, 2, "MAX and 1 are still waiting");
 }
+
+mod chunking {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever pieces the transport delivers the bytes in, the server sees the same
+        /// quests in the same order, and the client gets every answer.
+        #[test]
+        fn any_chunking_gives_the_same_quests_and_answers(
+            sizes in proptest::collection::vec(0usize..3000, 1..40),
+            chunks in proptest::collection::vec(1usize..700, 1..20),
+        ) {
+            let mut pair = Pair::default();
+            pair.to_server.capacity = 0;
+            for (i, size) in sizes.iter().enumerate() {
+                pair.quest(i as u32, "echo", big(*size), secs(60));
+            }
+            // Hand the client's bytes to the server in the given pieces, cycling.
+            let mut bytes = BytesMut::new();
+            while let Some(b) = pair.client.poll_transmit() {
+                pair.client.on_transmitted(b.len(), pair.now);
+                bytes.extend_from_slice(&b);
+            }
+            let mut i = 0;
+            while !bytes.is_empty() {
+                let n = chunks[i % chunks.len()].min(bytes.len());
+                i += 1;
+                let piece = bytes.split_to(n);
+                let mut fed = 0;
+                while fed < piece.len() {
+                    let Some(mut buf) = pair.server.recv_buffer() else {
+                        pair.step();
+                        continue;
+                    };
+                    let k = buf.remaining_mut().min(piece.len() - fed);
+                    buf.put_slice(&piece[fed..fed + k]);
+                    pair.server.handle_input(k, pair.now);
+                    fed += k;
+                }
+                pair.step();
+            }
+            pair.step();
+            prop_assert_eq!(pair.server_saw.len(), sizes.len());
+            for (i, size) in sizes.iter().enumerate() {
+                prop_assert_eq!(pair.result(i as u32), Some(&Ok(big(*size))));
+            }
+            prop_assert!(!pair.server.is_closing());
+        }
+    }
+}
