@@ -573,6 +573,10 @@ impl<W> Connection<W> {
         let seq = self.take_seq();
         self.queue_frame(|out| Frame::encode_quest_into(out, method, Some(seq), format, &payload))
             .map_err(SendError::Encode)?;
+        if let Some(reason) = self.close_reason() {
+            // The wire layer refused the frame and the connection closed.
+            return Err(SendError::Closed(reason.clone()));
+        }
         self.pending.insert(seq, waiter, self.clock, timeout);
         Ok(seq)
     }

@@ -708,7 +708,11 @@ mod chunking {
             sizes in proptest::collection::vec(0usize..3000, 1..40),
             chunks in proptest::collection::vec(1usize..700, 1..20),
         ) {
-            let mut pair = Pair::default();
+            let client = Config {
+                outbound_budget: 1 << 20,
+                ..Config::default()
+            };
+            let mut pair = Pair::new(client, server_config());
             pair.to_server.capacity = 0;
             for (i, size) in sizes.iter().enumerate() {
                 pair.quest(i as u32, "echo", big(*size), secs(60));
@@ -745,4 +749,55 @@ mod chunking {
             prop_assert!(!pair.server.is_closing());
         }
     }
+}
+
+/// A layer whose writes fail: a quest queued through it fails at once and the connection
+/// closes with the layer's name, leaving no quest waiting forever.
+struct BrokenLayer;
+
+impl WireLayer for BrokenLayer {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+
+    fn read_frame(
+        &mut self,
+        _input: &mut BytesMut,
+        _max_frame: usize,
+        _control: &mut BytesMut,
+    ) -> Result<ReadFrame, WireError> {
+        Ok(ReadFrame::NeedMore { frame_len: None })
+    }
+
+    fn write_frame(&mut self, _frame: &[u8], _out: &mut BytesMut) -> Result<(), WireError> {
+        Err(WireError::new("cannot write"))
+    }
+}
+
+#[test]
+fn a_layer_that_cannot_write_closes_the_connection_and_fails_the_quest() {
+    let mut conn: Connection<u32> = Connection::new(Config::default(), Instant::now());
+    conn.set_wire(Wire::from(BrokenLayer));
+    let err = conn
+        .send_quest(
+            "x",
+            Format::MsgPack,
+            &Value::map(),
+            secs(5),
+            1,
+            Instant::now(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SendError::Closed(CloseReason::Protocol(ProtocolError::Layer {
+                layer: "broken",
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(conn.pending(), 0);
+    assert!(conn.is_closed());
 }
