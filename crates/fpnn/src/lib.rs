@@ -1,15 +1,18 @@
 //! FPNN, the binary RPC protocol of the LiveData (RTM) services, wire-compatible with the
 //! official C++, Go, Python and Java SDKs.
 //!
-//! The crate has three layers:
+//! The crate has four layers:
 //!
 //! * the **codec**, with no I/O: [`Frame`]s ([`Quest`], [`Answer`]) to and from bytes with a
 //!   [`FrameDecoder`]; payloads as [`Value`]s in msgpack or JSON ([`Format`]); typed payloads
 //!   with serde ([`to_value`], [`from_value`]); the error codes ([`code`]);
-//! * an async **client** ([`client::Client`]): many quests in flight on one connection,
-//!   per-quest timeouts, server push, keep-alive and reconnect;
-//! * an async **server** ([`server::Server`]): a method router, server push, limits and
-//!   graceful shutdown.
+//! * the **connection**, with no I/O and no clock ([`proto::Connection`]): sequence numbers,
+//!   quests waiting for answers, timers, budgets and the typed [`CloseReason`], driven by
+//!   bytes and `now`; encryption and WebSocket plug in as [`proto::wire`] layers;
+//! * an async **client** ([`client::Client`]) and **server** ([`server::Server`]), each
+//!   connection one tokio task driving a [`proto::Connection`]: many quests in flight,
+//!   timeouts, server push, keep-alive, the official reconnect schedule, a method router,
+//!   bounded memory per connection and graceful shutdown.
 //!
 //! ```
 //! use fpnn::{Frame, FrameDecoder, Quest, Value};
