@@ -373,11 +373,14 @@ async fn an_oversize_frame_closes_only_that_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_delivers_the_answers_of_quests_in_flight() {
     let (started_tx, mut started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let held = release.clone();
     let server = echo_server()
         .route("sleepy", move |_conn, _params| {
             let _ = started_tx.send(());
+            let release = held.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                release.notified().await;
                 Ok(Value::map().with("slept", true))
             }
         })
@@ -394,7 +397,17 @@ async fn shutdown_delivers_the_answers_of_quests_in_flight() {
         .await
         .unwrap();
 
-    within("shutdown", server.shutdown()).await;
+    // Shutdown waits for the quest in flight: it finishes only once the handler does.
+    let shutdown = tokio::spawn(server.shutdown());
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the quest in flight"
+    );
+    release.notify_one();
+    within("shutdown", shutdown).await.unwrap();
     let answer = within("the answer", quest).await.unwrap();
     assert_eq!(answer.unwrap(), Value::map().with("slept", true));
     assert!(!events.connected().await);
