@@ -11,7 +11,7 @@
 use crate::error::Error;
 use crate::frame::{Answer, Quest};
 use crate::payload::Format;
-use crate::proto::{CloseReason, Connection, Event, SendError};
+use crate::proto::{CloseReason, Connection, Event, ProtocolError, SendError};
 use crate::router::HandlerResult;
 use crate::value::Value;
 use bytes::{Buf, Bytes};
@@ -263,6 +263,17 @@ pub(crate) enum Handled {
     Later,
     /// The quest cannot be handled (an undecodable payload): close the connection.
     Close(CloseReason),
+}
+
+/// The params of a quest, or the close of the connection when its payload cannot be decoded
+/// (the official framework closes such a connection without an answer).
+pub(crate) fn params_or_close(quest: &Quest) -> Result<Value, Handled> {
+    quest.params().map_err(|error| {
+        Handled::Close(CloseReason::Protocol(ProtocolError::BadPayload {
+            method: quest.method.clone(),
+            error,
+        }))
+    })
 }
 
 /// What to do with the quests the peer sends.

@@ -230,7 +230,7 @@ impl Default for Limits {
             outbound_high_water: fpnn::proto::DEFAULT_OUTBOUND_HIGH_WATER,
             max_in_flight: fpnn::proto::DEFAULT_MAX_IN_FLIGHT,
             max_in_flight_total: fpnn::server::DEFAULT_MAX_IN_FLIGHT_TOTAL,
-            write_stall_timeout: Duration::from_secs(30),
+            write_stall_timeout: fpnn::proto::DEFAULT_WRITE_STALL_TIMEOUT,
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::driver::{self, Handled, Link, QuestHandler};
 use crate::error::{code, ConnectError, Error, ErrorAnswer};
 use crate::frame::{Quest, DEFAULT_MAX_FRAME};
 use crate::payload::Format;
-use crate::proto::{self, CloseReason, ProtocolError};
+use crate::proto::{self, CloseReason};
 use crate::router::{HandlerResult, Router};
 use crate::value::{from_value, to_value, Value};
 use regressive::ReconnectSchedule;
@@ -92,7 +92,7 @@ impl Default for ClientConfig {
             regressive: RegressiveStrategy::default(),
             outbound_budget: 1024 * 1024,
             max_in_flight: proto::DEFAULT_MAX_IN_FLIGHT,
-            write_stall_timeout: Some(Duration::from_secs(30)),
+            write_stall_timeout: Some(proto::DEFAULT_WRITE_STALL_TIMEOUT),
         }
     }
 }
@@ -628,14 +628,9 @@ impl QuestHandler for ClientHandler {
         let Some(inner) = self.client.upgrade() else {
             return Handled::Close(CloseReason::ClosedLocally);
         };
-        let params = match quest.params() {
+        let params = match driver::params_or_close(&quest) {
             Ok(params) => params,
-            Err(error) => {
-                return Handled::Close(CloseReason::Protocol(ProtocolError::BadPayload {
-                    method: quest.method,
-                    error,
-                }))
-            }
+            Err(close) => return close,
         };
         let dispatcher = inner.clone();
         let client = Client { inner };

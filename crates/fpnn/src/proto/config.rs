@@ -81,7 +81,7 @@ impl Default for Config {
             read_buffer: DEFAULT_READ_BUFFER,
             frame_memory: FrameMemory::unlimited(),
             idle_timeout: None,
-            write_stall_timeout: Some(Duration::from_secs(30)),
+            write_stall_timeout: Some(DEFAULT_WRITE_STALL_TIMEOUT),
             outbound_budget: DEFAULT_OUTBOUND_BUDGET,
             outbound_high_water: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -91,6 +91,8 @@ impl Default for Config {
     }
 }
 
+/// Default [`Config::write_stall_timeout`]: 30 s.
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`Config::read_buffer`]: 16 KiB.
 pub const DEFAULT_READ_BUFFER: usize = 16 * 1024;
 /// Default [`Config::outbound_budget`]: 64 KiB.

@@ -64,6 +64,7 @@ pub use close::{CloseReason, ProtocolError};
 pub use config::{
     Config, FrameMemory, KeepAlive, DEFAULT_FRAME_MEMORY, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_OUTBOUND_BUDGET, DEFAULT_OUTBOUND_HIGH_WATER, DEFAULT_READ_BUFFER,
+    DEFAULT_WRITE_STALL_TIMEOUT,
 };
 pub use wire::{ReadFrame, Wire, WireError, WireLayer};
 

@@ -35,7 +35,7 @@ pub use connection::Connection;
 use crate::driver::{self, Handled, Link, QuestHandler};
 use crate::error::{code, ErrorAnswer};
 use crate::frame::{Quest, DEFAULT_MAX_FRAME};
-use crate::proto::{self, CloseReason, FrameMemory, ProtocolError};
+use crate::proto::{self, CloseReason, FrameMemory};
 use crate::router::{HandlerResult, Router};
 use crate::value::Value;
 use serde::de::DeserializeOwned;
@@ -109,7 +109,7 @@ impl Default for ServerConfig {
             outbound_high_water: proto::DEFAULT_OUTBOUND_HIGH_WATER,
             max_in_flight: proto::DEFAULT_MAX_IN_FLIGHT,
             max_in_flight_total: DEFAULT_MAX_IN_FLIGHT_TOTAL,
-            write_stall_timeout: Some(Duration::from_secs(30)),
+            write_stall_timeout: Some(proto::DEFAULT_WRITE_STALL_TIMEOUT),
         }
     }
 }
@@ -507,15 +507,9 @@ impl QuestHandler for ServerHandler {
         if quest.method == "*ping" {
             return Handled::Inline(Ok(Value::map().with("ts", driver::unix_ms())));
         }
-        // An undecodable payload closes the connection without an answer (C++ behaviour).
-        let params = match quest.params() {
+        let params = match driver::params_or_close(&quest) {
             Ok(params) => params,
-            Err(error) => {
-                return Handled::Close(CloseReason::Protocol(ProtocolError::BadPayload {
-                    method: quest.method,
-                    error,
-                }))
-            }
+            Err(close) => return close,
         };
         // Counted before `stopping` is read, and `shutdown` sets `stopping` before it reads
         // the count (both SeqCst): either this quest sees the server stopping, or shutdown
