@@ -143,19 +143,28 @@ impl Signer {
     /// Appends quest `seq` of `method` for user `uid` to `out`, signed now with a fresh salt.
     /// `n` varies the device token of `adddevice`.
     pub fn append(&self, out: &mut BytesMut, method: Method, seq: u32, uid: i64, n: u64) {
-        let name = method.name();
-        let (salt, ts) = (next_salt(), unix_secs());
-        let mut params = Value::map()
-            .with("pid", self.pid)
-            .with("sign", sign(self.pid, &self.secret, salt, name, ts))
-            .with("salt", salt)
-            .with("ts", ts)
-            .with("uid", uid);
+        let mut params = self.signed(method.name(), uid);
         if method == Method::AddDevice {
             params.insert("apptype", "fcm");
             params.insert("devicetoken", format!("bench-device-{uid}-{n}"));
         }
-        encode(out, name, seq, &params);
+        encode(out, method.name(), seq, &params);
+    }
+
+    /// Appends quest `seq` of any server method taking only `uid` (e.g. `getdevices`).
+    pub fn append_named(&self, out: &mut BytesMut, name: &str, seq: u32, uid: i64) {
+        encode(out, name, seq, &self.signed(name, uid));
+    }
+
+    /// `{pid, sign, salt, ts, uid}` for `method`, signed now with a fresh salt.
+    fn signed(&self, method: &str, uid: i64) -> Value {
+        let (salt, ts) = (next_salt(), unix_secs());
+        Value::map()
+            .with("pid", self.pid)
+            .with("sign", sign(self.pid, &self.secret, salt, method, ts))
+            .with("salt", salt)
+            .with("ts", ts)
+            .with("uid", uid)
     }
 }
 

@@ -88,7 +88,7 @@ pub use client::{
     app_type, Device, RtmServerClient, RtmServerClientBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_QUEST_TIMEOUT,
 };
-pub use error::{Error, Result};
+pub use error::{CloseReason, ConnectError, Error, Result};
 pub use fpnn::client::{ConnectionEvent, KeepAlive, RegressiveStrategy};
 
 /// The crate README's examples, compiled as doc tests.

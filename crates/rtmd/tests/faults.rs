@@ -154,7 +154,7 @@ async fn connections_over_the_limit_are_closed_and_the_others_kept() {
             match gate.auth(PID, 54, &token).await {
                 Ok(true) => return gate,
                 // Still counted: the server has not seen the close yet.
-                Err(fpnn::Error::ConnectionClosed(_)) => {
+                Err(fpnn::Error::Closed(_)) => {
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await
                 }
                 other => panic!("unexpected {other:?}"),

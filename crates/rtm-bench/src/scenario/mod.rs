@@ -1,7 +1,8 @@
-//! The scenarios: server API load, logins, idle connections, kickout latency, a sustained
-//! load.
+//! The scenarios: server API load, logins, idle connections, kickout latency, floods, a
+//! sustained load.
 
 pub mod auth;
+pub mod flood;
 pub mod idle;
 pub mod kickout;
 pub mod server_api;
