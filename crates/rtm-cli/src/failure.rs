@@ -11,7 +11,7 @@
 //! (exit code 2).
 
 use crate::{DEFAULT_ENDPOINT, DEFAULT_GATE};
-use rtm_server_sdk::code;
+use rtm_protocol::code;
 use std::fmt;
 
 /// The exit codes of `rtm`, one home for the numbers (the README and `--help` list them).
