@@ -1,7 +1,7 @@
 //! The envelope of every server API quest, `{pid, sign, salt, ts}`: written by [`Signer`],
 //! read by [`Envelope::parse`].
 
-use super::Request;
+use super::request::Request;
 use crate::int::Int;
 use crate::params::{ParamError, Params};
 use crate::sign::Sign;

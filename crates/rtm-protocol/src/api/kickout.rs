@@ -1,6 +1,7 @@
 //! `kickout`.
 
-use super::{Method, Request};
+use super::method::Method;
+use super::request::Request;
 use crate::params::{ParamError, Params};
 use fpnn::Value;
 use serde::{Deserialize, Deserializer, Serialize};

@@ -1,6 +1,7 @@
 //! `gettoken` and `removetoken`.
 
-use super::{Empty, Method, Request};
+use super::method::Method;
+use super::request::{Empty, Request};
 use crate::params::{ParamError, Params};
 use fpnn::Value;
 use serde::{Deserialize, Serialize};
