@@ -51,8 +51,7 @@ async fn the_minted_token_carries_the_project_ttl() {
     let token = server.token(11).await;
     let claims = server
         .rtmd()
-        .state()
-        .tokens
+        .tokens()
         .verify(&token, PID, 11, now() as u64)
         .expect("a valid token");
     assert_eq!(claims.expires - claims.issued, 3600);
@@ -65,7 +64,7 @@ async fn an_expired_token_is_refused() {
     let server = TestServer::start_with(vec![short], |_| {}).await;
 
     // Minted with the service's own keys at a past time.
-    let tokens = &server.rtmd().state().tokens;
+    let tokens = server.rtmd().tokens();
     let past = now() as u64 - 100;
     let old = tokens.mint(PID, 12, 0, past, 50);
     let gate = GateClient::connect(&server.gate()).await;

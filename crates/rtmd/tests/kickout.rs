@@ -228,14 +228,7 @@ async fn without_multi_login_concurrent_logins_leave_one_session() {
                 Err(e) => panic!("auth failed: {e}"),
             }
         }
-        let live = server
-            .rtmd()
-            .state()
-            .sessions
-            .snapshot()
-            .into_iter()
-            .filter(|(_, u, _, _)| *u == uid)
-            .count();
+        let live = server.rtmd().sessions_of(PID, uid);
         assert_eq!(live, 1, "uid {uid}: {live} sessions with multi-login off");
     }
 }

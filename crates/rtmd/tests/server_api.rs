@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fpnn::Value;
-use rtm_server_sdk::app_type;
-use rtm_server_sdk::sign::{sign, sign_legacy};
+use rtm_protocol::api::app_type;
+use rtm_protocol::sign::{sign, sign_legacy};
 
 #[tokio::test]
 async fn every_call_through_the_sdk() {
@@ -623,7 +623,7 @@ async fn integers_are_read_by_value_in_any_msgpack_width() {
         .str("pid")
         .u64(u64::from(pid))
         .str("sign")
-        .str(&rtm_server_sdk::sign::upper_hex_md5(text.as_bytes()))
+        .str(&rtm_protocol::sign::upper_hex_md5(text.as_bytes()))
         .str("salt")
         .u64(salt)
         .str("ts")

@@ -12,6 +12,7 @@ use fpnn::{ErrorAnswer, Frame, FrameDecoder, Quest, Value};
 use rtm_server_sdk::RtmServerClient;
 use rtmd::config::{Config, Project};
 use rtmd::store::{MemoryStore, Store};
+use rtmd::testing::Clock;
 use rtmd::Rtmd;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -91,9 +92,13 @@ impl TestServer {
         let mut config = loopback_config(dir.path(), projects);
         adjust(&mut config);
         config.validate().expect("valid test configuration");
-        let rtmd = within("start rtmd", Rtmd::start_with_store(config, store))
-            .await
-            .expect("rtmd starts");
+        // The service's clock follows tokio's, so that a test on a paused runtime moves the
+        // date (token expiry, the `ts` window) along with the timers.
+        let start = Rtmd::builder(config)
+            .store(store)
+            .clock(Clock::tokio())
+            .start();
+        let rtmd = within("start rtmd", start).await.expect("rtmd starts");
         TestServer {
             rtmd: Some(rtmd),
             dir,
@@ -153,7 +158,7 @@ impl TestServer {
 
     /// The number of logged-in sessions.
     pub fn sessions(&self) -> usize {
-        self.rtmd().state().sessions.len()
+        self.rtmd().sessions()
     }
 
     /// Graceful shutdown.
@@ -192,7 +197,7 @@ pub fn signed(pid: i32, secret: &str, method: &str, salt: i64, ts: i64) -> Value
         .with("pid", pid)
         .with(
             "sign",
-            rtm_server_sdk::sign::sign(pid, secret, salt, method, ts),
+            rtm_protocol::sign::sign(pid, secret, salt, method, ts),
         )
         .with("salt", salt)
         .with("ts", ts)
@@ -859,7 +864,7 @@ impl Store for HeldStore {
     async fn check_and_record_request(
         &self,
         pid: i32,
-        fingerprint: &rtmd::fingerprint::Fingerprint,
+        fingerprint: &rtmd::store::Fingerprint,
         ttl: Duration,
     ) -> StoreResult<bool> {
         let result = self

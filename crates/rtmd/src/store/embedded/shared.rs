@@ -39,7 +39,11 @@ impl Shared {
     }
 
     /// Called by the writer once the batch that produced these values is durable.
-    pub(super) fn apply(&self, generations: Vec<((i32, i64), u64)>, token_keys: Option<Vec<TokenKey>>) {
+    pub(super) fn apply(
+        &self,
+        generations: Vec<((i32, i64), u64)>,
+        token_keys: Option<Vec<TokenKey>>,
+    ) {
         if !generations.is_empty() {
             let mut map = self
                 .generations
