@@ -12,7 +12,7 @@ use fpnn::{ErrorAnswer, Frame, FrameDecoder, Quest, Value};
 use rtm_server_sdk::RtmServerClient;
 use rtmd::config::{Config, Project};
 use rtmd::store::{MemoryStore, Store};
-use rtmd::testing::Clock;
+use rtmd::testing::{Clock, MemoryCluster};
 use rtmd::Rtmd;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -88,17 +88,37 @@ impl TestServer {
         adjust: impl FnOnce(&mut Config),
         store: Arc<dyn Store>,
     ) -> TestServer {
+        TestServer::start_node(projects, adjust, store, None).await
+    }
+
+    /// A node of an in-process cluster: the nodes share `store` and `cluster`.
+    pub async fn start_in_cluster(
+        cluster: &MemoryCluster,
+        store: Arc<dyn Store>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        TestServer::start_node(vec![project(PID, SECRET)], adjust, store, Some(cluster)).await
+    }
+
+    async fn start_node(
+        projects: Vec<Project>,
+        adjust: impl FnOnce(&mut Config),
+        store: Arc<dyn Store>,
+        cluster: Option<&MemoryCluster>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = loopback_config(dir.path(), projects);
         adjust(&mut config);
         config.validate().expect("valid test configuration");
         // The service's clock follows tokio's, so that a test on a paused runtime moves the
         // date (token expiry, the `ts` window) along with the timers.
-        let start = Rtmd::builder(config)
-            .store(store)
-            .clock(Clock::tokio())
-            .start();
-        let rtmd = within("start rtmd", start).await.expect("rtmd starts");
+        let mut builder = Rtmd::builder(config).store(store).clock(Clock::tokio());
+        if let Some(cluster) = cluster {
+            builder = builder.cluster(cluster);
+        }
+        let rtmd = within("start rtmd", builder.start())
+            .await
+            .expect("rtmd starts");
         TestServer {
             rtmd: Some(rtmd),
             dir,
