@@ -181,6 +181,22 @@ impl TestServer {
         self.rtmd().sessions()
     }
 
+    /// Waits (bounded) until the service has `n` logged-in sessions: a close the client saw
+    /// reaches the service a moment later.
+    pub async fn until_sessions(&self, n: usize) {
+        within(&format!("{n} sessions"), async {
+            while self.sessions() != n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
+    /// Unix seconds on the service's clock (which a paused test moves).
+    pub fn now(&self) -> i64 {
+        self.rtmd().now().secs()
+    }
+
     /// Graceful shutdown.
     pub async fn shutdown(&mut self) {
         if let Some(rtmd) = self.rtmd.take() {
