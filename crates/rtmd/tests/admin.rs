@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use rtmd::store::{Store, StoreError};
-use std::time::Duration;
 
 #[tokio::test]
 async fn healthz_answers_ok() {
