@@ -5,6 +5,7 @@
 //! `raiser: str`). The numbers are fixed by the official framework (`base/FpnnError.h`) and are
 //! listed in [`code`].
 
+use crate::proto::CloseReason;
 use crate::value::Value;
 
 /// The FPNN error codes, with the numbers of the official framework.
@@ -177,8 +178,10 @@ impl std::error::Error for ErrorAnswer {}
 /// Every variant has an FPNN code ([`Error::code`]), so that callers that follow the official
 /// SDKs can switch on numbers, while Rust callers can match on the kind: an error the peer
 /// answered ([`Error::Answer`], e.g. 20014 from a server that is stopping) is distinct from
-/// a local timeout or a lost connection.
+/// a local timeout, a connection that closed (with its typed [`CloseReason`]) or one that
+/// could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The peer answered with an error.
     #[error("{0}")]
@@ -186,17 +189,56 @@ pub enum Error {
     /// No answer came within the quest's timeout (20003).
     #[error("quest timed out after {0:?}")]
     Timeout(std::time::Duration),
-    /// The connection was closed, by the peer or locally, before the answer came (20002).
+    /// The connection closed before the answer came: 20002 for an orderly close by either
+    /// side or the idle timeout, 20012 when it broke (see [`CloseReason::code`]).
     #[error("connection closed: {0}")]
-    ConnectionClosed(String),
-    /// The connection is unusable: not connected, an I/O error, a corrupt stream or a lost
-    /// keep-alive (20012).
-    #[error("invalid connection: {0}")]
-    InvalidConnection(String),
+    Closed(CloseReason),
+    /// The connection could not be made (20012).
+    #[error("cannot connect to {endpoint}: {reason}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: ConnectError,
+    },
+    /// The connection's outbound queue is full: the peer does not take what was already
+    /// sent (20007, `FPNN_EC_CORE_SEND_ERROR`).
+    #[error("cannot send: {queued} bytes already wait for the peer (budget {budget})")]
+    SendQueueFull {
+        /// Bytes waiting.
+        queued: usize,
+        /// The connection's outbound budget.
+        budget: usize,
+    },
     /// The quest could not be encoded, or the answer could not be decoded (20005 / 20006).
     #[error("{0}")]
     Codec(String, i32),
 }
+
+/// Why a connection could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The connect failed (refused, unreachable, a name that does not resolve).
+    #[error("{0}")]
+    Io(std::sync::Arc<std::io::Error>),
+    /// No connection within the connect timeout.
+    #[error("timed out after {0:?}")]
+    TimedOut(std::time::Duration),
+}
+
+impl PartialEq for ConnectError {
+    /// Equal kinds; I/O errors compare by their [`std::io::ErrorKind`].
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ConnectError::Io(a), ConnectError::Io(b)) => a.kind() == b.kind(),
+            (ConnectError::TimedOut(a), ConnectError::TimedOut(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ConnectError {}
 
 impl Error {
     /// The FPNN (or application) error code.
@@ -204,8 +246,9 @@ impl Error {
         match self {
             Error::Answer(a) => a.code,
             Error::Timeout(_) => code::CORE_TIMEOUT,
-            Error::ConnectionClosed(_) => code::CORE_CONNECTION_CLOSED,
-            Error::InvalidConnection(_) => code::CORE_INVALID_CONNECTION,
+            Error::Closed(reason) => reason.code(),
+            Error::Connect { .. } => code::CORE_INVALID_CONNECTION,
+            Error::SendQueueFull { .. } => code::CORE_SEND_ERROR,
             Error::Codec(_, code) => *code,
         }
     }
@@ -215,6 +258,14 @@ impl Error {
         match self {
             Error::Answer(a) => a.ex.clone(),
             other => other.to_string(),
+        }
+    }
+
+    /// The close reason, for an error that is a closed connection.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match self {
+            Error::Closed(reason) => Some(reason),
+            _ => None,
         }
     }
 

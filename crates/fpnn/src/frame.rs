@@ -344,6 +344,38 @@ impl Frame {
         Ok(())
     }
 
+    /// Appends the bytes of a quest frame whose payload is already encoded, without a
+    /// [`Quest`] (and the payload's own buffer) in between; the same bytes as
+    /// `Frame::Quest(..).encode_into(out)`.
+    pub(crate) fn encode_quest_into(
+        out: &mut BytesMut,
+        method: &str,
+        seq: Option<u32>,
+        format: Format,
+        payload: &[u8],
+    ) -> Result<(), CodecError> {
+        check_method(method)?;
+        let psize = payload_len(payload)?;
+        let mtype = if seq.is_some() {
+            MTYPE_TWOWAY
+        } else {
+            MTYPE_ONEWAY
+        };
+        out.reserve(HEADER_LEN + 4 + method.len() + payload.len());
+        out.put_slice(&MAGIC);
+        out.put_u8(VERSION);
+        out.put_u8(format.flag());
+        out.put_u8(mtype);
+        out.put_u8(method.len() as u8);
+        out.put_u32_le(psize);
+        if let Some(seq) = seq {
+            out.put_u32_le(seq);
+        }
+        out.put_slice(method.as_bytes());
+        out.put_slice(payload);
+        Ok(())
+    }
+
     /// The frame's bytes.
     pub fn encode(&self) -> Result<Bytes, CodecError> {
         let mut out = BytesMut::with_capacity(self.encoded_len());
@@ -362,6 +394,23 @@ impl Frame {
             });
         }
         Ok(header.frame(Bytes::copy_from_slice(&bytes[HEADER_LEN..])))
+    }
+}
+
+impl Frame {
+    /// Reads exactly one frame that fills `bytes`, without copying its payload (a frame a
+    /// [`crate::proto::WireLayer`] has taken off the stream).
+    pub fn from_bytes(mut bytes: BytesMut, max_frame: usize) -> Result<Frame, CodecError> {
+        let header = Header::parse(&bytes)?;
+        let len = header.frame_len(max_frame)?;
+        if len != bytes.len() {
+            return Err(CodecError::LengthMismatch {
+                expected: len,
+                actual: bytes.len(),
+            });
+        }
+        bytes.advance(HEADER_LEN);
+        Ok(header.frame(bytes.freeze()))
     }
 }
 
@@ -431,7 +480,11 @@ impl Header {
             MTYPE_TWOWAY => 4 + usize::from(self.ss),
             _ => 4,
         };
-        let len = HEADER_LEN + body + self.psize as usize;
+        // Checked: on a 32-bit target a psize near 4 GiB would wrap the sum.
+        let len = usize::try_from(self.psize)
+            .ok()
+            .and_then(|psize| (HEADER_LEN + body).checked_add(psize))
+            .unwrap_or(usize::MAX);
         if len > max_frame {
             return Err(CodecError::FrameTooLarge {
                 len,

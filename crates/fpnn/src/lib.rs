@@ -1,15 +1,18 @@
 //! FPNN, the binary RPC protocol of the LiveData (RTM) services, wire-compatible with the
 //! official C++, Go, Python and Java SDKs.
 //!
-//! The crate has three layers:
+//! The crate has four layers:
 //!
 //! * the **codec**, with no I/O: [`Frame`]s ([`Quest`], [`Answer`]) to and from bytes with a
 //!   [`FrameDecoder`]; payloads as [`Value`]s in msgpack or JSON ([`Format`]); typed payloads
 //!   with serde ([`to_value`], [`from_value`]); the error codes ([`code`]);
-//! * an async **client** ([`client::Client`]): many quests in flight on one connection,
-//!   per-quest timeouts, server push, keep-alive and reconnect;
-//! * an async **server** ([`server::Server`]): a method router, server push, limits and
-//!   graceful shutdown.
+//! * the **connection**, with no I/O and no clock ([`proto::Connection`]): sequence numbers,
+//!   quests waiting for answers, timers, budgets and the typed [`CloseReason`], driven by
+//!   bytes and `now`; encryption and WebSocket plug in as [`proto::wire`] layers;
+//! * an async **client** ([`client::Client`]) and **server** ([`server::Server`]), each
+//!   connection one tokio task driving a [`proto::Connection`]: many quests in flight,
+//!   timeouts, server push, keep-alive, the official reconnect schedule, a method router,
+//!   bounded memory per connection and graceful shutdown.
 //!
 //! ```
 //! use fpnn::{Frame, FrameDecoder, Quest, Value};
@@ -33,16 +36,18 @@ pub mod msgpack;
 pub mod payload;
 pub mod value;
 
-pub use error::{code, ErrorAnswer};
+pub use error::{code, ConnectError, ErrorAnswer};
 pub use frame::{Answer, CodecError, Frame, FrameDecoder, Quest, DEFAULT_MAX_FRAME};
 pub use payload::Format;
 pub use value::{from_value, to_value, DeError, SerError, Value};
 
-mod conn;
+mod driver;
+pub mod proto;
 pub mod router;
 pub mod server;
 
 pub use error::Error;
+pub use proto::CloseReason;
 pub use router::{HandlerResult, Router};
 pub mod client;
 pub mod web;

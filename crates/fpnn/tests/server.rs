@@ -373,11 +373,14 @@ async fn an_oversize_frame_closes_only_that_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_delivers_the_answers_of_quests_in_flight() {
     let (started_tx, mut started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let held = release.clone();
     let server = echo_server()
         .route("sleepy", move |_conn, _params| {
             let _ = started_tx.send(());
+            let release = held.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                release.notified().await;
                 Ok(Value::map().with("slept", true))
             }
         })
@@ -394,7 +397,17 @@ async fn shutdown_delivers_the_answers_of_quests_in_flight() {
         .await
         .unwrap();
 
-    within("shutdown", server.shutdown()).await;
+    // Shutdown waits for the quest in flight: it finishes only once the handler does.
+    let shutdown = tokio::spawn(server.shutdown());
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the quest in flight"
+    );
+    release.notify_one();
+    within("shutdown", shutdown).await.unwrap();
     let answer = within("the answer", quest).await.unwrap();
     assert_eq!(answer.unwrap(), Value::map().with("slept", true));
     assert!(!events.connected().await);
@@ -495,9 +508,19 @@ async fn shutdown_cuts_off_a_client_that_does_not_read() {
     let stream = TcpStream::connect(server.local_addr()).await.unwrap();
     let conn: Connection = within("the connection", conns.recv()).await.unwrap();
     let chunk = Value::map().with("s", "x".repeat(1 << 20));
-    for _ in 0..64 {
-        conn.push_oneway("flood", &chunk).unwrap();
+    // Past the outbound budget a push fails; the kernel's buffers fill meanwhile.
+    let (mut pushed, mut refused) = (0, 0);
+    while pushed < 64 && refused < 200 {
+        match conn.push_oneway("flood", &chunk) {
+            Ok(()) => pushed += 1,
+            Err(fpnn::Error::SendQueueFull { .. }) => {
+                refused += 1;
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
     }
+    assert!(refused > 0, "the budget refused pushes");
     within("shutdown", server.shutdown()).await;
     assert_eq!(
         closed.try_recv().ok(),
@@ -505,4 +528,92 @@ async fn shutdown_cuts_off_a_client_that_does_not_read() {
         "the connection was closed by the time shutdown returned"
     );
     drop(stream);
+}
+
+/// A peer that pipelines `*ping` and never reads: the server stops reading it once its
+/// answers pass the high-water mark, so what it queues for it stays bounded, and other
+/// clients are served meanwhile. Quests beyond the in-flight cap are answered 20011.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_gets_backpressure_not_memory() {
+    use tokio::io::AsyncWriteExt;
+    let (conn_tx, mut conns) = mpsc::unbounded_channel();
+    let server = echo_server()
+        .on_connect(move |conn| {
+            let _ = conn_tx.send(conn.clone());
+        })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut flood = TcpStream::connect(server.local_addr()).await.unwrap();
+    let conn: Connection = within("the connection", conns.recv()).await.unwrap();
+    let ping = Frame::from(Quest::twoway("*ping", 1, &Value::map()).unwrap())
+        .encode()
+        .unwrap();
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    // Write until the kernel's buffers are full too (a write that does not finish).
+    let mut written = 0usize;
+    let write = Duration::from_millis(500);
+    while let Ok(result) = tokio::time::timeout(write, flood.write_all(&batch)).await {
+        result.unwrap();
+        written += 1000;
+        assert!(written < 10_000_000, "the server never stopped reading");
+    }
+    let queued = conn.queued_bytes();
+    let high_water = fpnn::server::ServerConfig::default().outbound_high_water;
+    assert!(
+        queued >= high_water,
+        "stopped at the high-water mark: {queued}"
+    );
+    assert!(queued < high_water + 1024, "and not far past it: {queued}");
+    // Another client is served meanwhile.
+    let client = Client::new(server.local_addr().to_string());
+    let answer = within("echo", client.quest("echo", &numbered(1))).await;
+    assert_eq!(answer.unwrap(), numbered(1));
+    assert!(!conn.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quests_beyond_the_in_flight_cap_are_answered_20011() {
+    let release = Arc::new(Notify::new());
+    let waiting = release.clone();
+    let server = echo_server()
+        .route("wait", move |_conn, _params| {
+            let release = waiting.clone();
+            async move {
+                release.notified().await;
+                Ok(Value::map())
+            }
+        })
+        .max_in_flight(2)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = Client::new(server.local_addr().to_string());
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.quest("wait", &Value::map()).await })
+        })
+        .collect();
+    within("the two to start", async {
+        while server.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let err = within("the third", client.quest("wait", &Value::map()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), code::CORE_WORK_QUEUE_FULL, "{err}");
+    release.notify_waiters();
+    for call in calls {
+        within("a waiting call", call).await.unwrap().unwrap();
+    }
+    let answer = within("echo", client.quest("echo", &numbered(2))).await;
+    assert_eq!(answer.unwrap(), numbered(2));
 }

@@ -14,6 +14,7 @@
 //! target/release/rtm-bench auth -w 32                # logins a second
 //! target/release/rtm-bench idle -k 15000             # RSS per logged-in connection
 //! target/release/rtm-bench kickout -u 2000 --rate 500
+//! target/release/rtm-bench flood --kind server-api -c 1 --seconds 15   # a peer that never reads
 //! ```
 
 mod chart;
@@ -28,7 +29,7 @@ mod wire;
 
 use clap::{Args, Parser, Subcommand};
 use report::{Report, Run, Verdict};
-use scenario::{auth, idle, kickout, server_api};
+use scenario::{auth, flood, idle, kickout, server_api};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -153,6 +154,23 @@ enum Command {
         #[arg(long, default_value_t = 500.0)]
         rate: f64,
     },
+    /// Hostile peers: connections that pipeline quests for a while and never read; a second
+    /// client's gettoken latency and the server's RSS during and after.
+    Flood {
+        /// `server-api` (signed getdevices), `gate-ping` (unauthenticated *ping) or
+        /// `gate-silent` (a logged-in client that never answers the gate's pings).
+        #[arg(long, default_value = "server-api")]
+        kind: String,
+        /// Flooding connections.
+        #[arg(short = 'c', long, default_value_t = 1)]
+        connections: usize,
+        /// Seconds of flooding.
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
+        /// Seconds RSS is watched after the flood's connections closed.
+        #[arg(long, default_value_t = 10.0)]
+        after: f64,
+    },
     /// Every scenario and the targets of the issue, with verdicts.
     All {
         /// Connections of the throughput runs.
@@ -193,6 +211,8 @@ fn secs(s: f64) -> Duration {
 struct Rtmds<'a> {
     global: &'a Global,
     dirs: Vec<PathBuf>,
+    /// Lines added to the `[limits]` of the rtmd started.
+    extra_limits: String,
 }
 
 impl Rtmds<'_> {
@@ -228,7 +248,12 @@ impl Rtmds<'_> {
         }
         let dir = target::temp_data_dir();
         self.dirs.push(dir.clone());
-        let t = Target::start_rtmd(&self.bin(), &dir, self.global.replay_capacity)?;
+        let t = Target::start_rtmd(
+            &self.bin(),
+            &dir,
+            self.global.replay_capacity,
+            &self.extra_limits,
+        )?;
         eprintln!(
             "started rtmd (pid {}) server_api={} gate={} data={}",
             t.os_pid.unwrap_or(0),
@@ -334,6 +359,7 @@ fn run_command(cli: &Cli, report: &mut Report) -> Result<(), String> {
     let mut rtmds = Rtmds {
         global,
         dirs: Vec::new(),
+        extra_limits: String::new(),
     };
     match &cli.command {
         Command::Responder { .. } | Command::Chart { .. } => unreachable!("handled in main"),
@@ -414,6 +440,26 @@ fn run_command(cli: &Cli, report: &mut Report) -> Result<(), String> {
                 rate: *rate,
             };
             push(report, kickout::run(&rtmd, &tokens, &opts)?);
+        }
+        Command::Flood {
+            kind,
+            connections,
+            seconds,
+            after,
+        } => {
+            let opts = flood::Options {
+                kind: flood::Kind::parse(kind)?,
+                connections: (*connections).clamp(1, 5000),
+                seconds: secs(seconds.min(120.0)),
+                after: secs(after.min(120.0)),
+            };
+            if opts.kind == flood::Kind::GateSilent {
+                // The gate pings logged-in clients every 2 s instead of 20, so that a
+                // 15-second flood sees its pings go unanswered (and the client closed).
+                rtmds.extra_limits = "client_ping_interval = \"2s\"\n".into();
+            }
+            let rtmd = rtmds.get()?;
+            push(report, flood::run(&rtmd, &opts)?);
         }
         Command::All {
             connections,

@@ -124,6 +124,7 @@ impl Target {
         bin: &Path,
         data_dir: &Path,
         replay_capacity: usize,
+        extra_limits: &str,
     ) -> Result<Target, String> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
@@ -136,10 +137,15 @@ impl Target {
                 .unwrap_or(0)
         );
         // 0: rtmd's default (and a configuration that rtmd before limits.replay_capacity reads).
-        let limits = if replay_capacity > 0 {
-            format!("[limits]\nreplay_capacity = {replay_capacity}\n\n")
+        let mut limits = String::new();
+        if replay_capacity > 0 {
+            limits.push_str(&format!("replay_capacity = {replay_capacity}\n"));
+        }
+        limits.push_str(extra_limits);
+        let limits = if limits.is_empty() {
+            limits
         } else {
-            String::new()
+            format!("[limits]\n{limits}\n")
         };
         let config = format!(
             "data_dir = {dir:?}\n\n[listen]\nserver_api = \"127.0.0.1:0\"\ngate = \"127.0.0.1:0\"\n\

@@ -172,6 +172,15 @@ impl Signer {
             encode(out, method.name(), seq, &payload);
         }
     }
+
+    /// Appends quest `seq` of `request`, signed now with a fresh salt (e.g. `getdevices`,
+    /// which no [`Mix`] holds).
+    pub fn append_request<R: api::Request>(&self, out: &mut BytesMut, seq: u32, request: &R) {
+        // Only a value serde cannot write could fail; the protocol's requests are plain.
+        if let Ok(payload) = self.0.payload(request, next_salt(), unix_secs()) {
+            encode(out, R::METHOD.name(), seq, &payload);
+        }
+    }
 }
 
 /// Appends a two-way msgpack quest to `out`.

@@ -99,9 +99,12 @@ impl From<rtm_server_sdk::Error> for Cause {
                 code,
                 format!("no answer within {}", seconds(limit)),
             ),
-            Error::Connection(detail) | Error::ConnectionClosed(detail) => {
-                Cause::new(Kind::Connection, code, detail)
-            }
+            Error::Connect { endpoint, reason } => Cause::new(
+                Kind::Connection,
+                code,
+                format!("cannot connect to {endpoint}: {reason}"),
+            ),
+            Error::Closed(reason) => Cause::new(Kind::Connection, code, reason.to_string()),
             Error::Protocol { message, .. } => Cause::new(Kind::Protocol, code, message),
             other => Cause::new(Kind::Other, code, other.to_string()),
         }
@@ -302,15 +305,16 @@ mod tests {
 
     #[test]
     fn sdk_errors_keep_their_code_without_repeating_it() {
-        let cause = Cause::from(rtm_server_sdk::Error::Connection(
-            "cannot connect to 127.0.0.1:1: refused".into(),
-        ));
+        let cause = Cause::from(rtm_server_sdk::Error::Connect {
+            endpoint: "127.0.0.1:1".into(),
+            reason: rtm_server_sdk::ConnectError::TimedOut(std::time::Duration::from_secs(2)),
+        });
         assert_eq!(
             cause,
             Cause::new(
                 Kind::Connection,
                 20012,
-                "cannot connect to 127.0.0.1:1: refused"
+                "cannot connect to 127.0.0.1:1: timed out after 2s"
             )
         );
         let cause = Cause::from(rtm_server_sdk::Error::Timeout(

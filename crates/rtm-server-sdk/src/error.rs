@@ -1,6 +1,7 @@
 //! The SDK's error type.
 
 use crate::code;
+pub use fpnn::{CloseReason, ConnectError};
 use std::time::Duration;
 
 /// Why a call failed.
@@ -8,8 +9,8 @@ use std::time::Duration;
 /// [`Error::code`] is the number the official SDKs return (RTM codes `2000xx` from the
 /// server, FPNN codes for transport failures), and the variants tell the kinds apart:
 /// the server refused the call ([`Error::Server`]), no answer came in time
-/// ([`Error::Timeout`]), the connection closed or could not be made
-/// ([`Error::ConnectionClosed`], [`Error::Connection`]).
+/// ([`Error::Timeout`]), the connection closed ([`Error::Closed`], with its typed
+/// [`CloseReason`]) or could not be made ([`Error::Connect`]).
 ///
 /// Its `Debug` form reads like its message, so that an error returned from `main` (which
 /// prints `Error: {:?}`) reads `Error: server error 200002 (RTM_EC_INVALID_PID_OR_SIGN):
@@ -27,6 +28,7 @@ use std::time::Duration;
 /// assert_eq!(format!("{e:?}"), e.to_string());
 /// ```
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The server answered with an error: an RTM code (e.g. 200002, bad signature) or an
     /// FPNN code (e.g. 10009, missing key), and its message.
@@ -40,12 +42,25 @@ pub enum Error {
     /// No answer within the call's timeout (20003).
     #[error("no answer within {0:?} (20003)")]
     Timeout(Duration),
-    /// The connection closed before the answer came (20002).
-    #[error("connection closed before the answer came (20002): {0}")]
-    ConnectionClosed(String),
-    /// Not connected and could not connect, or the connection broke (20012).
-    #[error("connection failed (20012): {0}")]
-    Connection(String),
+    /// The connection closed before the answer came: 20002 when either side closed it in
+    /// order (or it was idle), 20012 when it broke ([`CloseReason::code`]).
+    #[error("connection closed before the answer came ({code}): {0}", code = .0.code())]
+    Closed(CloseReason),
+    /// The connection could not be made (20012).
+    #[error("cannot connect to {endpoint} (20012): {reason}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: ConnectError,
+    },
+    /// The client's outbound queue stayed full: the server does not take the calls already
+    /// sent (20007).
+    #[error("send queue full (20007): {queued} bytes wait for the server")]
+    SendQueueFull {
+        /// Bytes waiting.
+        queued: usize,
+    },
     /// The quest could not be encoded or the answer not understood (20005/20006).
     #[error("protocol error {code}: {message}")]
     Protocol {
@@ -86,8 +101,9 @@ impl Error {
         match self {
             Error::Server { code, .. } | Error::Protocol { code, .. } => *code,
             Error::Timeout(_) => code::CORE_TIMEOUT,
-            Error::ConnectionClosed(_) => code::CORE_CONNECTION_CLOSED,
-            Error::Connection(_) => code::CORE_INVALID_CONNECTION,
+            Error::Closed(reason) => reason.code(),
+            Error::Connect { .. } => code::CORE_INVALID_CONNECTION,
+            Error::SendQueueFull { .. } => code::CORE_SEND_ERROR,
             Error::Runtime(_) => code::CORE_UNKNOWN_ERROR,
         }
     }
@@ -114,9 +130,14 @@ impl From<fpnn::Error> for Error {
                 message: a.ex,
             },
             fpnn::Error::Timeout(t) => Error::Timeout(t),
-            fpnn::Error::ConnectionClosed(m) => Error::ConnectionClosed(m),
-            fpnn::Error::InvalidConnection(m) => Error::Connection(m),
+            fpnn::Error::Closed(reason) => Error::Closed(reason),
+            fpnn::Error::Connect { endpoint, reason } => Error::Connect { endpoint, reason },
+            fpnn::Error::SendQueueFull { queued, .. } => Error::SendQueueFull { queued },
             fpnn::Error::Codec(message, code) => Error::Protocol { code, message },
+            other => Error::Protocol {
+                code: other.code(),
+                message: other.to_string(),
+            },
         }
     }
 }

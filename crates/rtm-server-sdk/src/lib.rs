@@ -86,7 +86,7 @@ mod error;
 pub use client::{
     RtmServerClient, RtmServerClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUEST_TIMEOUT,
 };
-pub use error::{Error, Result};
+pub use error::{CloseReason, ConnectError, Error, Result};
 pub use fpnn::client::{ConnectionEvent, KeepAlive, RegressiveStrategy};
 /// The device types `add_device` accepts.
 pub use rtm_protocol::api::app_type;

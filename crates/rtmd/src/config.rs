@@ -17,6 +17,13 @@
 //! client_ping_interval = "20s"
 //! replay_capacity = 4194304         # requests remembered against replays (~35 B each)
 //! kickout_grace = "1s"               # a kicked connection is left to the client to close this long
+//! read_buffer = 16384                # input held per connection
+//! frame_memory = 67108864            # per port, for frames longer than read_buffer
+//! outbound_budget = 65536            # queued for one client: pushes fail past it
+//! outbound_high_water = 32768        # queued for one client: reading stops past it
+//! max_in_flight = 1024               # quests of one connection at once; then 20011
+//! max_in_flight_total = 16384        # quests of all a port's connections at once; then 20011
+//! write_stall_timeout = "30s"        # a client that takes no bytes this long is closed
 //!
 //! [redis]                            # only with store = "redis://..." (cluster mode)
 //! key_prefix = "rtm"                 # every key and channel starts with it
@@ -187,6 +194,45 @@ pub struct Limits {
     /// for why); 0 closes right after the push.
     #[serde(deserialize_with = "duration")]
     pub kickout_grace: Duration,
+    /// Input bytes each connection holds; a frame up to this size needs nothing more.
+    /// Default 16 KiB.
+    pub read_buffer: usize,
+    /// Memory each port shares among its connections for frames longer than `read_buffer`;
+    /// a connection whose frame does not fit stops reading until it does. Default 64 MiB.
+    pub frame_memory: usize,
+    /// Bytes queued for one client past which pushes to it (`kickout`, `ping`) fail.
+    /// Default 64 KiB.
+    pub outbound_budget: usize,
+    /// Bytes queued for one client past which the port stops reading that connection until
+    /// the client takes them. Default 32 KiB.
+    pub outbound_high_water: usize,
+    /// Quests of one connection handled at once; beyond, a two-way quest is answered 20011.
+    /// Default 1024.
+    pub max_in_flight: usize,
+    /// Quests of all the connections of a port handled at once; beyond, 20011. Default
+    /// 16384.
+    pub max_in_flight_total: usize,
+    /// Close a connection whose client takes no bytes for this long while some wait for
+    /// it. Default 30 s.
+    #[serde(deserialize_with = "duration")]
+    pub write_stall_timeout: Duration,
+}
+
+impl Limits {
+    /// The worst-case memory of one port's connections, in bytes (the README's formula):
+    /// `max_connections × (read_buffer + max(outbound_budget, outbound_high_water) + 6 KiB)`,
+    /// plus `frame_memory`, plus `max_in_flight_total × 3 KiB` (a waiting handler with its
+    /// quest and answer; this service's are under 1 KiB).
+    pub fn worst_case_memory(&self) -> u128 {
+        const FIXED_PER_CONNECTION: u128 = 6 * 1024;
+        const PER_QUEST: u128 = 3 * 1024;
+        let per_connection = self.read_buffer as u128
+            + self.outbound_budget.max(self.outbound_high_water) as u128
+            + FIXED_PER_CONNECTION;
+        self.max_connections as u128 * per_connection
+            + self.frame_memory as u128
+            + self.max_in_flight_total as u128 * PER_QUEST
+    }
 }
 
 impl Default for Limits {
@@ -200,6 +246,13 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             replay_capacity: crate::store::DEFAULT_REPLAY_CAPACITY,
             kickout_grace: DEFAULT_KICKOUT_GRACE,
+            read_buffer: fpnn::proto::DEFAULT_READ_BUFFER,
+            frame_memory: fpnn::proto::DEFAULT_FRAME_MEMORY,
+            outbound_budget: fpnn::proto::DEFAULT_OUTBOUND_BUDGET,
+            outbound_high_water: fpnn::proto::DEFAULT_OUTBOUND_HIGH_WATER,
+            max_in_flight: fpnn::proto::DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_total: fpnn::server::DEFAULT_MAX_IN_FLIGHT_TOTAL,
+            write_stall_timeout: fpnn::proto::DEFAULT_WRITE_STALL_TIMEOUT,
         }
     }
 }
@@ -391,10 +444,22 @@ impl Config {
         if limits.replay_capacity == 0 {
             return Err(invalid("limits.replay_capacity", "must be at least 1"));
         }
+        for (field, value, least) in [
+            ("limits.read_buffer", limits.read_buffer, 64),
+            ("limits.outbound_budget", limits.outbound_budget, 64),
+            ("limits.outbound_high_water", limits.outbound_high_water, 64),
+            ("limits.max_in_flight", limits.max_in_flight, 1),
+            ("limits.max_in_flight_total", limits.max_in_flight_total, 1),
+        ] {
+            if value < least {
+                return Err(invalid(field, format!("must be at least {least}")));
+            }
+        }
         for (field, value) in [
             ("limits.idle_timeout", limits.idle_timeout),
             ("limits.auth_timeout", limits.auth_timeout),
             ("limits.client_ping_interval", limits.client_ping_interval),
+            ("limits.write_stall_timeout", limits.write_stall_timeout),
             ("redis.session_ttl", self.redis.session_ttl),
             ("redis.command_timeout", self.redis.command_timeout),
         ] {
@@ -650,6 +715,37 @@ mod tests {
         assert!(e.contains("limits.kickout_grace"), "{e}");
         let e = refused("[[projects]]\npid = 1\nsecrets = [\"a\"]\nreplay = \"salt\"\n");
         assert!(e.contains("replay") && e.contains("request"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_parse_and_give_the_worst_case() {
+        let c = Config::from_toml(
+            "[limits]\nread_buffer = 8192\nframe_memory = 1048576\noutbound_budget = 4096\n\
+             outbound_high_water = 2048\nmax_in_flight = 8\nmax_in_flight_total = 100\n\
+             write_stall_timeout = \"5s\"\nmax_connections = 10\n\
+             [[projects]]\npid = 1\nsecrets = [\"a\"]\n",
+        )
+        .unwrap();
+        let l = &c.limits;
+        assert_eq!(
+            (l.read_buffer, l.outbound_budget, l.max_in_flight),
+            (8192, 4096, 8)
+        );
+        assert_eq!(l.write_stall_timeout, Duration::from_secs(5));
+        // 10 × (8 KiB + 4 KiB + 6 KiB) + 1 MiB + 100 × 3 KiB.
+        assert_eq!(
+            l.worst_case_memory(),
+            10 * (8192 + 4096 + 6144) + 1048576 + 100 * 3072
+        );
+        // The defaults: about 8.3 GiB a port, as the README says.
+        let gib = Limits::default().worst_case_memory() as f64 / (1u64 << 30) as f64;
+        assert!((8.2..8.4).contains(&gib), "{gib}");
+        let e = refused("[limits]\nmax_in_flight = 0\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n");
+        assert!(e.contains("limits.max_in_flight"), "{e}");
+        let e = refused(
+            "[limits]\nwrite_stall_timeout = 0\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n",
+        );
+        assert!(e.contains("limits.write_stall_timeout"), "{e}");
     }
 
     #[test]

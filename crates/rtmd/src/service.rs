@@ -192,6 +192,13 @@ impl Rtmd {
             max_frame: limits.max_frame,
             push_timeout: limits.client_ping_interval,
             shutdown_grace: limits.shutdown_grace,
+            read_buffer: limits.read_buffer,
+            frame_memory: limits.frame_memory,
+            outbound_budget: limits.outbound_budget,
+            outbound_high_water: limits.outbound_high_water,
+            max_in_flight: limits.max_in_flight,
+            max_in_flight_total: limits.max_in_flight_total,
+            write_stall_timeout: Some(limits.write_stall_timeout),
         };
         let listen_at = config.listen.clone();
         let (state, kicks) = State::new(config, store, tokens, registry, clock);

@@ -150,7 +150,7 @@ async fn connections_over_the_limit_are_closed_and_the_others_kept() {
             match gate.auth(PID, 54, &token).await {
                 Ok(true) => return gate,
                 // Still counted: the server has not seen the close yet.
-                Err(fpnn::Error::ConnectionClosed(_)) => tokio::task::yield_now().await,
+                Err(fpnn::Error::Closed(_)) => tokio::task::yield_now().await,
                 other => panic!("unexpected {other:?}"),
             }
         }

@@ -229,7 +229,7 @@ async fn without_multi_login_concurrent_logins_leave_one_session() {
             // connection; it has had the kickout push.
             match within("auth", login).await.unwrap() {
                 Ok(answer) => assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true)),
-                Err(fpnn::Error::ConnectionClosed(_)) => {}
+                Err(fpnn::Error::Closed(_)) => {}
                 Err(e) => panic!("auth failed: {e}"),
             }
         }
@@ -434,4 +434,58 @@ async fn a_zero_grace_closes_right_after_the_push() {
         matches!(frames.as_slice(), [Frame::Quest(q)] if q.method == "kickout"),
         "{frames:?}"
     );
+}
+
+/// A logged-in client that pipelines `ping` and never reads: the gate stops reading it once
+/// its answers pile up, and a kickout still ends the session and the connection (the push
+/// may or may not find room; the close is what matters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_floods_and_never_reads_is_still_kicked_out() {
+    use fpnn::Quest;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let token = server.token(33).await;
+    let mut stream = tokio::net::TcpStream::connect(server.gate()).await.unwrap();
+    let params = Value::map()
+        .with("pid", PID)
+        .with("uid", 33)
+        .with("token", token.as_str());
+    let auth = Frame::from(Quest::twoway("auth", 1, &params).unwrap())
+        .encode()
+        .unwrap();
+    stream.write_all(&auth).await.unwrap();
+    within("the login", async {
+        while server.sessions() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let ping = Frame::from(Quest::twoway("ping", 2, &Value::map()).unwrap())
+        .encode()
+        .unwrap();
+    let batch = ping.repeat(1000);
+    let blocked = std::time::Duration::from_millis(500);
+    let mut batches = 0;
+    while let Ok(written) = tokio::time::timeout(blocked, stream.write_all(&batch)).await {
+        written.unwrap();
+        batches += 1;
+        assert!(batches < 100_000, "the gate never stopped reading");
+    }
+    within("kickout", server.sdk().kickout(33)).await.unwrap();
+    within("the session to end", async {
+        while server.sessions() != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    within("the connection to close", async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }

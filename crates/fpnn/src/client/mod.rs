@@ -25,51 +25,34 @@
 //! Failures carry the codes of the official SDKs: a quest with no answer in time fails with
 //! 20003, quests in flight when the server closes the connection with 20002, and with 20012
 //! when the connection breaks (I/O error, corrupt stream, lost keep-alive) or cannot be made.
+//!
+//! A quest made while the client is not connected connects at once, within its own timeout,
+//! whether or not a background reconnect is waiting: the [`RegressiveStrategy`] only paces
+//! the automatic reconnects.
 
 mod regressive;
 
+pub use crate::proto::KeepAlive;
 pub use regressive::RegressiveStrategy;
 
-use crate::conn::{self, Link, QuestSink, ReadOptions};
-use crate::error::{code, Error};
+use crate::driver::{self, Handled, Link, QuestHandler};
+use crate::error::{code, ConnectError, Error, ErrorAnswer};
 use crate::frame::{Quest, DEFAULT_MAX_FRAME};
 use crate::payload::Format;
+use crate::proto::{self, CloseReason};
 use crate::router::{HandlerResult, Router};
 use crate::value::{from_value, to_value, Value};
-use regressive::RegressiveState;
+use regressive::ReconnectSchedule;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-
-/// Keep-alive: ping a quiet server and declare it lost when it stays silent.
-///
-/// When nothing has been received for `interval`, the client sends `*ping` (at most once per
-/// `ping_timeout`). When nothing has been received for `interval + ping_timeout * max_retries`,
-/// the connection is closed and its quests fail with 20012. The defaults are the C++
-/// framework's: 20 s, 3 retries, ping timeout = the quest timeout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeepAlive {
-    /// Silence before the first ping.
-    pub interval: Duration,
-    /// Pings without an answer before the connection is declared lost.
-    pub max_retries: u32,
-    /// Timeout of each ping; `None` for the client's quest timeout.
-    pub ping_timeout: Option<Duration>,
-}
-
-impl Default for KeepAlive {
-    fn default() -> Self {
-        KeepAlive {
-            interval: Duration::from_secs(20),
-            max_retries: 3,
-            ping_timeout: None,
-        }
-    }
-}
+use tokio::time::Instant;
 
 /// Options of a [`Client`].
 #[derive(Debug, Clone)]
@@ -83,10 +66,19 @@ pub struct ClientConfig {
     /// Keep-alive pings; off by default.
     pub keep_alive: Option<KeepAlive>,
     /// Reconnect in the background when the connection is lost. Off by default; without it
-    /// the client still connects again lazily on the next quest.
+    /// the client still connects again on the next quest.
     pub auto_reconnect: bool,
-    /// Delays between reconnect attempts.
+    /// Delays between automatic reconnect attempts.
     pub regressive: RegressiveStrategy,
+    /// Bytes of quests queued for the server past which a new quest waits (within its
+    /// timeout) for the server to take them. Default 1 MiB.
+    pub outbound_budget: usize,
+    /// Quests the server pushes being handled at once; a two-way push beyond it is answered
+    /// 20011. Default 1024.
+    pub max_in_flight: usize,
+    /// Close the connection when the server takes no bytes for this long while some wait.
+    /// Default 30 s.
+    pub write_stall_timeout: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -98,6 +90,30 @@ impl Default for ClientConfig {
             keep_alive: None,
             auto_reconnect: false,
             regressive: RegressiveStrategy::default(),
+            outbound_budget: 1024 * 1024,
+            max_in_flight: proto::DEFAULT_MAX_IN_FLIGHT,
+            write_stall_timeout: Some(proto::DEFAULT_WRITE_STALL_TIMEOUT),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The configuration of each connection's state machine.
+    fn connection_config(&self) -> proto::Config {
+        let keep_alive = self.keep_alive.clone().map(|k| KeepAlive {
+            ping_timeout: Some(k.ping_timeout.unwrap_or(self.quest_timeout)),
+            ..k
+        });
+        proto::Config {
+            max_frame: self.max_frame,
+            idle_timeout: None,
+            write_stall_timeout: self.write_stall_timeout,
+            outbound_budget: self.outbound_budget,
+            // A client always reads: the answers it waits for are behind what it reads.
+            outbound_high_water: None,
+            max_in_flight: self.max_in_flight,
+            keep_alive,
+            ..proto::Config::default()
         }
     }
 }
@@ -133,12 +149,32 @@ pub enum ConnectionEvent {
 
 type EventHook = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
 
+/// A byte stream to a server.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+type Connected = std::io::Result<(Box<dyn Stream>, SocketAddr)>;
+type Connector =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Connected> + Send>> + Send + Sync>;
+
+fn tcp_connector() -> Connector {
+    Arc::new(|endpoint| {
+        Box::pin(async move {
+            let stream = TcpStream::connect(endpoint).await?;
+            let _ = stream.set_nodelay(true);
+            let peer = stream.peer_addr()?;
+            Ok((Box::new(stream) as Box<dyn Stream>, peer))
+        })
+    })
+}
+
 /// Configures a [`Client`].
 pub struct ClientBuilder {
     endpoint: String,
     config: ClientConfig,
     router: Router<Client>,
     on_event: Option<EventHook>,
+    connector: Connector,
 }
 
 impl ClientBuilder {
@@ -203,6 +239,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects through `connector` instead of TCP (tests: in-memory streams).
+    #[cfg(test)]
+    pub(crate) fn connector(mut self, connector: Connector) -> Self {
+        self.connector = connector;
+        self
+    }
+
     /// Builds the client. It connects on [`Client::connect`] or on the first quest.
     pub fn build(self) -> Client {
         Client {
@@ -211,6 +254,7 @@ impl ClientBuilder {
                 config: self.config,
                 router: self.router,
                 on_event: self.on_event,
+                connector: self.connector,
                 state: Mutex::new(State::default()),
                 connect_lock: tokio::sync::Mutex::new(()),
             }),
@@ -229,6 +273,7 @@ struct Inner {
     config: ClientConfig,
     router: Router<Client>,
     on_event: Option<EventHook>,
+    connector: Connector,
     state: Mutex<State>,
     /// Serialises connection attempts, so concurrent quests share one.
     connect_lock: tokio::sync::Mutex<()>,
@@ -239,17 +284,16 @@ struct State {
     link: Option<Arc<Link>>,
     /// Set by [`Client::close`]: no background reconnect until the next explicit use.
     closed_by_user: bool,
-    /// While a background reconnect waits, quests fail at once instead of connecting.
-    backoff_until: Option<Instant>,
+    /// A background reconnect loop is running.
     reconnecting: bool,
-    regressive: RegressiveState,
+    schedule: ReconnectSchedule,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Ok(state) = self.state.get_mut() {
             if let Some(link) = state.link.take() {
-                link.close(Error::ConnectionClosed("client dropped".into()));
+                link.close(CloseReason::ClosedLocally);
             }
         }
     }
@@ -272,6 +316,7 @@ impl Client {
             config: ClientConfig::default(),
             router: Router::new(),
             on_event: None,
+            connector: tcp_connector(),
         }
     }
 
@@ -307,10 +352,8 @@ impl Client {
 
     /// The number of quests sent on the current connection and still waiting for an answer.
     pub fn in_flight(&self) -> usize {
-        self.state()
-            .link
-            .as_ref()
-            .map_or(0, |link| link.pending_len())
+        let link = self.state().link.clone();
+        link.map_or(0, |link| link.pending_len())
     }
 
     /// Connects now, if not connected yet.
@@ -338,7 +381,7 @@ impl Client {
             state.link.clone()
         };
         if let Some(link) = link {
-            link.close(Error::ConnectionClosed("closed by the client".into()));
+            link.close(CloseReason::ClosedLocally);
             let limit = self.inner.config.quest_timeout;
             let _ = tokio::time::timeout(limit, link.finished()).await;
         }
@@ -364,7 +407,7 @@ impl Client {
         if remaining.is_zero() {
             return Err(Error::Timeout(timeout));
         }
-        link.quest(method, Format::MsgPack, params, remaining)
+        link.quest(method, Format::MsgPack, params, remaining, true)
             .await
             .map_err(|e| match e {
                 // Report the timeout the caller asked for.
@@ -404,24 +447,12 @@ impl Client {
             .unwrap_or(self.inner.config.quest_timeout)
     }
 
-    /// The open connection, connecting first when there is none.
+    /// The open connection, connecting first when there is none: at once, whatever the
+    /// background reconnect schedule says.
     async fn link(&self, deadline: Instant, timeout: Duration) -> Result<Arc<Link>, Error> {
-        {
-            let state = self.state();
-            if let Some(link) = &state.link {
-                if !link.is_closed() {
-                    return Ok(link.clone());
-                }
-            }
-            if let Some(until) = state.backoff_until {
-                let now = Instant::now();
-                if until > now {
-                    return Err(Error::InvalidConnection(format!(
-                        "not connected to {}; reconnecting in {:.1} s",
-                        self.inner.endpoint,
-                        (until - now).as_secs_f64()
-                    )));
-                }
+        if let Some(link) = &self.state().link {
+            if !link.is_closed() {
+                return Ok(link.clone());
             }
         }
         match self.connect_by(deadline, false).await {
@@ -432,7 +463,7 @@ impl Client {
 
     /// Connects unless connected, before `deadline`. Concurrent callers share one attempt.
     async fn connect_by(&self, deadline: Instant, is_reconnect: bool) -> Result<Arc<Link>, Error> {
-        let lock = tokio::time::timeout_at(deadline.into(), self.inner.connect_lock.lock()).await;
+        let lock = tokio::time::timeout_at(deadline, self.inner.connect_lock.lock()).await;
         let Ok(_guard) = lock else {
             return Err(Error::Timeout(Duration::ZERO));
         };
@@ -443,7 +474,7 @@ impl Client {
             }
             // The connection is closing: let its task report `Closed` (and decide about a
             // background reconnect) before a new connection reports `Connected`.
-            if tokio::time::timeout_at(deadline.into(), link.finished())
+            if tokio::time::timeout_at(deadline, link.finished())
                 .await
                 .is_err()
             {
@@ -451,79 +482,59 @@ impl Client {
             }
         }
         if !self.may_connect(is_reconnect) {
-            return Err(Error::ConnectionClosed("closed by the client".into()));
+            return Err(Error::Closed(CloseReason::ClosedLocally));
         }
         let endpoint = &self.inner.endpoint;
-        let connect_deadline = deadline.min(Instant::now() + self.inner.config.connect_timeout);
+        let connect_timeout = self.inner.config.connect_timeout;
+        let connect_deadline = deadline.min(Instant::now() + connect_timeout);
         let started = Instant::now();
         let attempt =
-            tokio::time::timeout_at(connect_deadline.into(), TcpStream::connect(endpoint)).await;
-        let stream = match attempt {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                let error = Error::InvalidConnection(format!("cannot connect to {endpoint}: {e}"));
-                self.emit(ConnectionEvent::ConnectFailed {
-                    error: error.clone(),
-                    is_reconnect,
-                });
-                return Err(error);
-            }
+            tokio::time::timeout_at(connect_deadline, (self.inner.connector)(endpoint.clone()))
+                .await;
+        let failed = |reason: ConnectError| {
+            let error = Error::Connect {
+                endpoint: endpoint.clone(),
+                reason,
+            };
+            self.emit(ConnectionEvent::ConnectFailed {
+                error: error.clone(),
+                is_reconnect,
+            });
+            Err(error)
+        };
+        let (stream, peer) = match attempt {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(e)) => return failed(ConnectError::Io(Arc::new(e))),
             Err(_) if connect_deadline < deadline => {
-                let error = Error::InvalidConnection(format!(
-                    "cannot connect to {endpoint}: timed out after {:?}",
-                    self.inner.config.connect_timeout
-                ));
-                self.emit(ConnectionEvent::ConnectFailed {
-                    error: error.clone(),
-                    is_reconnect,
-                });
-                return Err(error);
+                return failed(ConnectError::TimedOut(connect_timeout))
             }
             Err(_) => return Err(Error::Timeout(started.elapsed())),
         };
-        let _ = stream.set_nodelay(true);
-        let peer = stream
-            .peer_addr()
-            .map_err(|e| Error::InvalidConnection(format!("cannot connect to {endpoint}: {e}")))?;
-        let (link, out) = Link::new(peer);
+        let state_machine =
+            proto::Connection::new(self.inner.config.connection_config(), driver::now());
+        let link = Link::new(state_machine, peer);
         {
             let mut state = self.state();
             if is_reconnect && state.closed_by_user {
                 // Closed by the user while this attempt was under way.
-                return Err(Error::ConnectionClosed("closed by the client".into()));
+                return Err(Error::Closed(CloseReason::ClosedLocally));
             }
             state.link = Some(link.clone());
-            state.backoff_until = None;
         }
         // Reported before the connection's task starts, so that it comes before `Closed`.
         self.emit(ConnectionEvent::Connected { peer, is_reconnect });
-        let sink = ClientSink {
+        let handler = ClientHandler {
             client: Arc::downgrade(&self.inner),
-            link: link.clone(),
-        };
-        let options = ReadOptions {
-            max_frame: self.inner.config.max_frame,
-            idle_timeout: None,
         };
         let weak = Arc::downgrade(&self.inner);
         let run_link = link.clone();
         tokio::spawn(async move {
-            let reason = conn::run(stream, run_link.clone(), out, sink, options).await;
+            let reason = driver::drive(stream, run_link.clone(), handler).await;
             if let Some(inner) = weak.upgrade() {
-                Client { inner }.on_closed(&run_link, reason, started);
+                Client { inner }.on_closed(&run_link, reason, started.elapsed());
             }
             run_link.mark_finished();
         });
-        if let Some(keep_alive) = &self.inner.config.keep_alive {
-            let ping_timeout = keep_alive
-                .ping_timeout
-                .unwrap_or(self.inner.config.quest_timeout);
-            tokio::spawn(keep_alive_loop(
-                link.clone(),
-                keep_alive.clone(),
-                ping_timeout,
-            ));
-        }
         Ok(link)
     }
 
@@ -547,12 +558,14 @@ impl Client {
     }
 
     /// A connection ended: forget it, report it, and reconnect in the background if asked to.
-    fn on_closed(&self, link: &Arc<Link>, reason: Error, started: Instant) {
+    fn on_closed(&self, link: &Arc<Link>, reason: CloseReason, lived: Duration) {
         let will_reconnect = {
             let mut state = self.state();
             if state.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
                 state.link = None;
             }
+            let strategy = &self.inner.config.regressive;
+            state.schedule.connection_closed(strategy, lived);
             let reconnect =
                 self.inner.config.auto_reconnect && !state.closed_by_user && !state.reconnecting;
             if reconnect {
@@ -560,131 +573,82 @@ impl Client {
             }
             reconnect
         };
-        let by_error = !matches!(reason, Error::ConnectionClosed(_));
         self.emit(ConnectionEvent::Closed {
-            by_error,
-            reason,
+            by_error: reason.is_error(),
+            reason: Error::Closed(reason),
             will_reconnect,
         });
         if will_reconnect {
-            tokio::spawn(reconnect_loop(
-                Arc::downgrade(&self.inner),
-                started.elapsed(),
-            ));
+            tokio::spawn(reconnect_loop(Arc::downgrade(&self.inner)));
         }
     }
 }
 
-/// Reconnects with the regressive strategy until connected, closed by the user, or dropped.
-async fn reconnect_loop(weak: Weak<Inner>, mut lived: Duration) {
+/// Reconnects on the regressive schedule until connected (by this loop or by a quest),
+/// closed by the user, or dropped.
+async fn reconnect_loop(weak: Weak<Inner>) {
+    let mut last = Instant::now();
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
-        let delay = {
+        let due = {
             let mut state = client.state();
             if state.closed_by_user || state.link.as_ref().is_some_and(|l| !l.is_closed()) {
                 state.reconnecting = false;
-                state.backoff_until = None;
                 return;
             }
             let strategy = &client.inner.config.regressive;
-            let delay = state.regressive.on_closed(strategy, lived);
-            state.backoff_until = (!delay.is_zero()).then(|| Instant::now() + delay);
-            delay
+            Instant::from_std(state.schedule.next_attempt(strategy, last.into_std()))
         };
         drop(client);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+        tokio::time::sleep_until(due).await;
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
         if client.state().closed_by_user {
             client.state().reconnecting = false;
             return;
         }
-        let started = Instant::now();
-        let deadline = started + client.inner.config.connect_timeout;
-        match client.connect_by(deadline, true).await {
-            Ok(_) => {
-                let mut state = client.state();
-                state.reconnecting = false;
-                state.backoff_until = None;
-                return;
-            }
-            Err(_) => lived = started.elapsed(),
-        }
-    }
-}
-
-async fn keep_alive_loop(link: Arc<Link>, keep_alive: KeepAlive, ping_timeout: Duration) {
-    let lost_after = keep_alive.interval + ping_timeout * keep_alive.max_retries;
-    let tick = keep_alive
-        .interval
-        .min(ping_timeout)
-        .min(Duration::from_secs(1))
-        .max(Duration::from_millis(10))
-        / 2;
-    let mut last_ping: Option<Instant> = None;
-    loop {
-        tokio::time::sleep(tick).await;
-        if link.is_closed() {
+        let deadline = Instant::now() + client.inner.config.connect_timeout;
+        let result = client.connect_by(deadline, true).await;
+        last = Instant::now();
+        if result.is_ok() {
+            client.state().reconnecting = false;
             return;
-        }
-        let quiet = link.since_read();
-        if quiet > lost_after {
-            link.close(Error::InvalidConnection(format!(
-                "keep-alive: nothing received from the server for {:.1} s",
-                quiet.as_secs_f64()
-            )));
-            return;
-        }
-        let ping_due = last_ping.is_none_or(|at| at.elapsed() >= ping_timeout);
-        if quiet >= keep_alive.interval && ping_due {
-            last_ping = Some(Instant::now());
-            let link = link.clone();
-            tokio::spawn(async move {
-                // Any answer counts as traffic; the result itself does not matter.
-                let _ = link
-                    .quest("*ping", Format::MsgPack, &Value::map(), ping_timeout)
-                    .await;
-            });
         }
     }
 }
 
 /// Handles quests the server pushes.
-struct ClientSink {
+struct ClientHandler {
     client: Weak<Inner>,
-    link: Arc<Link>,
 }
 
-impl QuestSink for ClientSink {
-    fn quest(&mut self, quest: Quest) -> Result<(), Error> {
+impl QuestHandler for ClientHandler {
+    fn quest(&mut self, link: &Arc<Link>, quest: Quest) -> Handled {
         let Some(inner) = self.client.upgrade() else {
-            return Err(Error::ConnectionClosed("client dropped".into()));
+            return Handled::Close(CloseReason::ClosedLocally);
         };
-        let params = quest.params().map_err(|e| {
-            Error::InvalidConnection(format!(
-                "bad payload in pushed quest '{}': {e}",
-                quest.method
-            ))
-        })?;
+        let params = match driver::params_or_close(&quest) {
+            Ok(params) => params,
+            Err(close) => return close,
+        };
         let dispatcher = inner.clone();
         let client = Client { inner };
         let Some(future) = dispatcher.router.dispatch(&quest.method, client, params) else {
-            self.link.answer_error(
-                &quest,
+            return Handled::Inline(Err(ErrorAnswer::new(
                 code::CORE_UNKNOWN_METHOD,
                 format!("unknown method: {}", quest.method),
-            );
-            return Ok(());
+            )));
         };
-        let link = self.link.clone();
+        let link = link.clone();
         let (seq, format) = (quest.seq, quest.format);
         tokio::spawn(async move {
             let result = future.await;
-            link.answer_result(seq, format, result);
+            link.finish(seq, format, result);
         });
-        Ok(())
+        Handled::Later
     }
 }
+
+#[cfg(test)]
+mod tests;

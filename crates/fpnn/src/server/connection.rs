@@ -1,12 +1,12 @@
 //! A handle on one client connection of the server.
 
-use crate::conn::Link;
+use crate::driver::Link;
 use crate::error::Error;
 use crate::payload::Format;
+use crate::proto::CloseReason;
 use crate::value::Value;
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -23,10 +23,6 @@ struct Inner {
     link: Arc<Link>,
     push_timeout: Duration,
     data: OnceLock<Box<dyn Any + Send + Sync>>,
-    /// Quests of this connection being handled.
-    in_flight: AtomicUsize,
-    /// Close once `in_flight` drops to zero.
-    close_when_answered: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -47,8 +43,6 @@ impl Connection {
                 link,
                 push_timeout,
                 data: OnceLock::new(),
-                in_flight: AtomicUsize::new(0),
-                close_when_answered: AtomicBool::new(false),
             }),
         }
     }
@@ -81,19 +75,34 @@ impl Connection {
         self.inner.link.is_closed()
     }
 
+    /// Why the connection closed, once it is closing.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.inner.link.close_reason()
+    }
+
     /// Completes once the connection is closing or closed: for tasks that serve one
     /// connection (timers, pings) and must end with it.
     pub async fn closed(&self) {
         self.inner.link.closing().await
     }
 
+    /// Bytes queued for the client and not yet taken by it.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.link.read(|conn| conn.queued())
+    }
+
     /// Sends a one-way quest to the client.
+    ///
+    /// Fails with [`Error::SendQueueFull`] when the connection's outbound budget is used up
+    /// (the client does not read), and with [`Error::Closed`] once it is closing. A caller
+    /// that means to end the session (a kickout) closes the connection either way.
     pub fn push_oneway(&self, method: &str, params: &Value) -> Result<(), Error> {
         self.inner.link.oneway(method, Format::MsgPack, params)
     }
 
     /// Sends a two-way quest to the client and waits for its answer; `None` (or zero) for the
-    /// server's default push timeout.
+    /// server's default push timeout. Fails at once like [`Connection::push_oneway`] when it
+    /// cannot be queued.
     pub async fn push_quest(
         &self,
         method: &str,
@@ -105,46 +114,20 @@ impl Connection {
             .unwrap_or(self.inner.push_timeout);
         self.inner
             .link
-            .quest(method, Format::MsgPack, params, timeout)
+            .quest(method, Format::MsgPack, params, timeout, false)
             .await
     }
 
     /// Closes the connection after what is already queued (answers, pushes) has been sent.
     /// Quests pushed to it and still waiting fail with 20002.
     pub fn close(&self) {
-        self.close_with(Error::ConnectionClosed("closed by the server".into()));
-    }
-
-    pub(crate) fn close_with(&self, reason: Error) {
-        self.inner.link.close(reason);
+        self.inner.link.close(CloseReason::ClosedLocally);
     }
 
     /// Closes the connection once every quest being handled on it has been answered: the
     /// way to end a session from inside a handler (`bye`), after its own answer.
     pub fn close_after_answers(&self) {
-        self.inner
-            .close_when_answered
-            .store(true, Ordering::Release);
-        if self.inner.in_flight.load(Ordering::Acquire) == 0 {
-            self.close();
-        }
-    }
-
-    pub(crate) fn quest_started(&self) {
-        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Called after a quest's answer was queued.
-    pub(crate) fn quest_answered(&self) {
-        self.quests_answered(1);
-    }
-
-    /// Called after the answers of `n` quests were queued.
-    pub(crate) fn quests_answered(&self, n: usize) {
-        let left = self.inner.in_flight.fetch_sub(n, Ordering::AcqRel) - n;
-        if left == 0 && self.inner.close_when_answered.load(Ordering::Acquire) {
-            self.close();
-        }
+        self.inner.link.close_after_answers();
     }
 
     /// Attaches a value to the connection, once (a session, for example). Returns `false`,

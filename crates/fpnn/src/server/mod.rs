@@ -19,17 +19,25 @@
 //! Built in: `*ping` answers `{ts: <ms>}`; an unknown method is answered 20004; a quest that
 //! arrives while the server stops is answered 20014; a bad frame or an undecodable payload
 //! closes that connection only, silently, as the official framework does.
+//!
+//! Each connection is one task driving a [`crate::proto::Connection`]: it reads, polls each
+//! quest's handler once right there and answers inline when the handler is ready (most are:
+//! no I/O), and writes the answers of a whole read itself, in one write. A handler that is
+//! not ready goes on in a task of its own and answers when done. Memory per connection is
+//! bounded ([`ServerConfig`]): past `outbound_high_water` queued bytes the connection stops
+//! reading until the peer takes them, quests beyond `max_in_flight` are answered 20011, a
+//! peer that takes no bytes for `write_stall_timeout` is closed.
 
 mod connection;
 
 pub use connection::Connection;
 
-use crate::conn::{self, Link, Outgoing, QuestSink, ReadOptions};
-use crate::error::{code, Error, ErrorAnswer};
+use crate::driver::{self, Handled, Link, QuestHandler};
+use crate::error::{code, ErrorAnswer};
 use crate::frame::{Quest, DEFAULT_MAX_FRAME};
+use crate::proto::{self, CloseReason, FrameMemory};
 use crate::router::{HandlerResult, Router};
 use crate::value::Value;
-use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -40,10 +48,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// Limits and timeouts of a server.
+///
+/// The memory the connections can hold is bounded by them: at most about
+/// `max_connections × (read_buffer + outbound_budget + the largest answer)` for buffers, plus
+/// `frame_memory` for frames longer than `read_buffer`, plus what the handlers of at most
+/// `max_in_flight` quests per connection hold while they wait.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Connections accepted at once; more are closed right after accept. Default 100 000.
@@ -57,6 +70,29 @@ pub struct ServerConfig {
     /// How long [`Server::shutdown`] waits for in-flight quests, and then for connections to
     /// take their last bytes. Default 10 s.
     pub shutdown_grace: Duration,
+    /// Input bytes each connection holds; frames up to this size need nothing more. Default
+    /// 16 KiB.
+    pub read_buffer: usize,
+    /// Memory shared by all connections for frames longer than `read_buffer`; a connection
+    /// whose frame does not fit waits (not reading) until it does. Default 64 MiB.
+    pub frame_memory: usize,
+    /// Bytes queued for one peer past which a push fails and an answer closes the
+    /// connection. Default 64 KiB.
+    pub outbound_budget: usize,
+    /// Bytes queued for one peer past which the server stops reading that connection until
+    /// the peer takes them. Default 32 KiB.
+    pub outbound_high_water: usize,
+    /// Quests of one connection being handled at once; a two-way quest beyond it is answered
+    /// 20011 (`FPNN_EC_CORE_WORK_QUEUE_FULL`). Default 1024.
+    pub max_in_flight: usize,
+    /// Quests of all connections being handled at once (the C++ framework's work queue);
+    /// a two-way quest beyond it is answered 20011 "Server queue is full!". This bounds the
+    /// memory of handlers that wait (for a store, say) whatever the number of connections.
+    /// Default 16 384.
+    pub max_in_flight_total: usize,
+    /// Close a connection whose peer takes no bytes for this long while some wait for it.
+    /// Default 30 s.
+    pub write_stall_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -67,12 +103,40 @@ impl Default for ServerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             push_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            read_buffer: proto::DEFAULT_READ_BUFFER,
+            frame_memory: proto::DEFAULT_FRAME_MEMORY,
+            outbound_budget: proto::DEFAULT_OUTBOUND_BUDGET,
+            outbound_high_water: proto::DEFAULT_OUTBOUND_HIGH_WATER,
+            max_in_flight: proto::DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_total: DEFAULT_MAX_IN_FLIGHT_TOTAL,
+            write_stall_timeout: Some(proto::DEFAULT_WRITE_STALL_TIMEOUT),
+        }
+    }
+}
+
+/// Default [`ServerConfig::max_in_flight_total`]: 16 384.
+pub const DEFAULT_MAX_IN_FLIGHT_TOTAL: usize = 16 * 1024;
+
+impl ServerConfig {
+    /// The configuration of each connection's state machine.
+    fn connection_config(&self, frame_memory: &FrameMemory) -> proto::Config {
+        proto::Config {
+            max_frame: self.max_frame,
+            read_buffer: self.read_buffer,
+            frame_memory: frame_memory.clone(),
+            idle_timeout: self.idle_timeout,
+            write_stall_timeout: self.write_stall_timeout,
+            outbound_budget: self.outbound_budget,
+            outbound_high_water: Some(self.outbound_high_water),
+            max_in_flight: self.max_in_flight,
+            keep_alive: None,
+            ..proto::Config::default()
         }
     }
 }
 
 type ConnectHook = Arc<dyn Fn(&Connection) + Send + Sync>;
-type CloseHook = Arc<dyn Fn(&Connection, &Error) + Send + Sync>;
+type CloseHook = Arc<dyn Fn(&Connection, &CloseReason) + Send + Sync>;
 
 /// Configures and starts a [`Server`].
 pub struct ServerBuilder {
@@ -110,6 +174,31 @@ impl ServerBuilder {
     /// Sets the default timeout of pushed two-way quests.
     pub fn push_timeout(mut self, timeout: Duration) -> Self {
         self.config.push_timeout = timeout;
+        self
+    }
+
+    /// Sets the outbound budget and the high-water mark of each connection, in bytes.
+    pub fn outbound_budget(mut self, budget: usize, high_water: usize) -> Self {
+        self.config.outbound_budget = budget;
+        self.config.outbound_high_water = high_water;
+        self
+    }
+
+    /// Sets the cap on quests in flight per connection.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.config.max_in_flight = n;
+        self
+    }
+
+    /// Sets the cap on quests in flight on all connections together.
+    pub fn max_in_flight_total(mut self, n: usize) -> Self {
+        self.config.max_in_flight_total = n;
+        self
+    }
+
+    /// Sets the write-stall timeout (`None`: never).
+    pub fn write_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.write_stall_timeout = timeout;
         self
     }
 
@@ -158,7 +247,10 @@ impl ServerBuilder {
     }
 
     /// Called when a connection has closed, with the reason.
-    pub fn on_close(mut self, hook: impl Fn(&Connection, &Error) + Send + Sync + 'static) -> Self {
+    pub fn on_close(
+        mut self,
+        hook: impl Fn(&Connection, &CloseReason) + Send + Sync + 'static,
+    ) -> Self {
         self.on_close = Some(Arc::new(hook));
         self
     }
@@ -172,7 +264,9 @@ impl ServerBuilder {
     /// Starts serving on a listener.
     pub fn serve(self, listener: TcpListener) -> std::io::Result<Server> {
         let local_addr = listener.local_addr()?;
+        let frame_memory = FrameMemory::new(self.config.frame_memory);
         let shared = Arc::new(Shared {
+            connection_config: self.config.connection_config(&frame_memory),
             config: self.config,
             router: self.router,
             on_connect: self.on_connect,
@@ -204,6 +298,7 @@ pub struct Server {
 
 struct Shared {
     config: ServerConfig,
+    connection_config: proto::Config,
     router: Router<Connection>,
     on_connect: Option<ConnectHook>,
     on_close: Option<CloseHook>,
@@ -211,9 +306,7 @@ struct Shared {
     next_id: AtomicU64,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
-    /// Connections accepted and not finished: what `max_connections` limits. (The
-    /// `connections` map is filled by each connection's own task, too late to hold back a
-    /// burst of accepts.)
+    /// Connections accepted and not finished: what `max_connections` limits.
     open: AtomicUsize,
     drained: Notify,
     stop_accept: Notify,
@@ -231,7 +324,8 @@ impl Shared {
     }
 
     fn quests_done(&self, n: usize) {
-        if self.in_flight.fetch_sub(n, Ordering::SeqCst) == n
+        if n > 0
+            && self.in_flight.fetch_sub(n, Ordering::SeqCst) == n
             && self.stopping.load(Ordering::SeqCst)
         {
             self.drained.notify_waiters();
@@ -302,11 +396,11 @@ impl Server {
         }
         let connections: Vec<Connection> = shared.connections().values().cloned().collect();
         for conn in &connections {
-            conn.close_with(Error::ConnectionClosed("server shutting down".into()));
+            conn.link().close(CloseReason::ClosedLocally);
         }
         let closed = || async {
-            while !shared.connections().is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            for conn in &connections {
+                conn.link().finished().await;
             }
         };
         if tokio::time::timeout(grace, closed()).await.is_err() {
@@ -317,8 +411,7 @@ impl Server {
                 "shutdown grace elapsed with connections still flushing; cutting them off"
             );
             for conn in &stuck {
-                conn.link()
-                    .abort(Error::ConnectionClosed("server shutting down".into()));
+                conn.link().abort(CloseReason::ClosedLocally);
             }
             let _ = tokio::time::timeout(grace, closed()).await;
         }
@@ -348,8 +441,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 }
                 // Registered here, before the next accept, so that a burst of connections
                 // cannot get past the limit while their tasks are still starting.
-                let (conn, out) = register(&stream, peer, &shared);
-                tokio::spawn(serve_connection(stream, conn, out, shared.clone()));
+                let conn = register(&stream, peer, &shared);
+                tokio::spawn(serve_connection(stream, conn, shared.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -360,158 +453,110 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Gives an accepted socket its id and link, and counts it among the open connections.
-fn register(
-    stream: &TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-) -> (Connection, mpsc::UnboundedReceiver<Outgoing>) {
+/// Gives an accepted socket its id and state machine, and counts it among the open
+/// connections.
+fn register(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Connection {
     let local = stream.local_addr().unwrap_or(peer);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let (link, out) = Link::new(peer);
+    let state = proto::Connection::new(shared.connection_config.clone(), driver::now());
+    let link = Link::new(state, peer);
     let conn = Connection::new(id, local, link, shared.config.push_timeout);
     shared.connections().insert(id, conn.clone());
-    (conn, out)
+    conn
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    conn: Connection,
-    out: mpsc::UnboundedReceiver<Outgoing>,
-    shared: Arc<Shared>,
-) {
+async fn serve_connection(stream: TcpStream, conn: Connection, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let (id, peer) = (conn.id(), conn.peer_addr());
-    let link = conn.link_arc();
     if let Some(hook) = &shared.on_connect {
         hook(&conn);
     }
-    let sink = ServerSink {
+    let handler = ServerHandler {
         shared: shared.clone(),
         conn: conn.clone(),
-        batch: BytesMut::new(),
-        scratch: Vec::new(),
         answered: 0,
     };
-    let options = ReadOptions {
-        max_frame: shared.config.max_frame,
-        idle_timeout: shared.config.idle_timeout,
-    };
-    let reason = conn::run(stream, link, out, sink, options).await;
+    let link = conn.link_arc();
+    let reason = driver::drive(stream, link.clone(), handler).await;
     tracing::debug!(%peer, id, reason = %reason, "connection closed");
     shared.connections().remove(&id);
     shared.open.fetch_sub(1, Ordering::AcqRel);
+    link.mark_finished();
     if let Some(hook) = &shared.on_close {
         hook(&conn, &reason);
     }
 }
 
-/// Handles the quests of one connection, in its reader task.
+/// Handles the quests of one connection, in its driver's task.
 ///
 /// A handler's future is polled once right here: most complete at once (no I/O), and their
-/// answers are encoded into `batch`, which goes to the writer in one piece when the reader
-/// has handled every frame of a read ([`QuestSink::flush`]). So a read of 30 pipelined
-/// quests costs one hand-over to the writer and one `write`, not 30 tasks and 30 wake-ups.
-/// A handler that is not finished on its first poll (it waits for a store, a timer, a push
+/// answers are queued at once, to go out with the others of the same read in one write. A
+/// handler that is not finished on its first poll (it waits for a store, a timer, a push
 /// answer) goes on in a task of its own and answers when done.
-struct ServerSink {
+struct ServerHandler {
     shared: Arc<Shared>,
     conn: Connection,
-    /// Answers of quests completed inline, not yet handed to the writer.
-    batch: BytesMut,
-    /// Where each answer's payload is encoded before it joins `batch` (kept, so that
-    /// answering allocates nothing).
-    scratch: Vec<u8>,
-    /// Quests whose answers are in `batch`: counted as answered once the batch is queued,
-    /// so that neither `close_after_answers` nor a graceful shutdown can close the
-    /// connection before their answers are on their way.
+    /// Quests finished inline since the last batch: counted as answered once the batch's
+    /// answers are queued, so that a graceful shutdown cannot close the connection before
+    /// their answers are on their way.
     answered: usize,
 }
 
-/// A batch this large goes to the writer without waiting for the end of the read.
-const FLUSH_AT: usize = 32 * 1024;
-
-impl QuestSink for ServerSink {
-    fn quest(&mut self, quest: Quest) -> Result<(), Error> {
-        let link = self.conn.link();
+impl QuestHandler for ServerHandler {
+    fn quest(&mut self, _link: &Arc<Link>, quest: Quest) -> Handled {
         if quest.method == "*ping" {
-            if let Some(seq) = quest.seq {
-                let body = Value::map().with("ts", conn::unix_ms());
-                Link::encode_result(
-                    &mut self.batch,
-                    &mut self.scratch,
-                    seq,
-                    quest.format,
-                    Ok(body),
-                );
-            }
-            return Ok(());
+            return Handled::Inline(Ok(Value::map().with("ts", driver::unix_ms())));
         }
-        // An undecodable payload closes the connection without an answer (C++ behaviour).
-        let params = quest.params().map_err(|e| {
-            Error::InvalidConnection(format!("bad payload in quest '{}': {e}", quest.method))
-        })?;
+        let params = match driver::params_or_close(&quest) {
+            Ok(params) => params,
+            Err(close) => return close,
+        };
         // Counted before `stopping` is read, and `shutdown` sets `stopping` before it reads
         // the count (both SeqCst): either this quest sees the server stopping, or shutdown
         // sees this quest and waits for its answer.
-        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let busy = self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.answered += 1;
         if self.shared.stopping.load(Ordering::SeqCst) {
-            link.answer_error(&quest, code::CORE_SERVER_STOPPING, "server is stopping");
-            self.shared.quest_done();
-            return Ok(());
+            let error = ErrorAnswer::new(code::CORE_SERVER_STOPPING, "server is stopping");
+            return Handled::Inline(Err(error));
+        }
+        if busy >= self.shared.config.max_in_flight_total {
+            let error = ErrorAnswer::new(code::CORE_WORK_QUEUE_FULL, "Server queue is full!");
+            return Handled::Inline(Err(error));
         }
         let Some(mut future) =
             self.shared
                 .router
                 .dispatch(&quest.method, self.conn.clone(), params)
         else {
-            link.answer_error(
-                &quest,
+            let error = ErrorAnswer::new(
                 code::CORE_UNKNOWN_METHOD,
                 format!("unknown method: {}", quest.method),
             );
-            self.shared.quest_done();
-            return Ok(());
+            return Handled::Inline(Err(error));
         };
-        self.conn.quest_started();
-        let (seq, format) = (quest.seq, quest.format);
         // The future is polled here with a waker that does nothing; if it is not ready, the
         // task below polls it again with its own waker, as the `Future` contract requires of
         // every future (use the waker of the latest poll).
         let mut cx = Context::from_waker(Waker::noop());
         match future.as_mut().poll(&mut cx) {
-            Poll::Ready(result) => {
-                if let Some(seq) = seq {
-                    Link::encode_result(&mut self.batch, &mut self.scratch, seq, format, result);
-                }
-                self.answered += 1;
-                if self.batch.len() >= FLUSH_AT {
-                    self.flush();
-                }
-            }
+            Poll::Ready(result) => Handled::Inline(result),
             Poll::Pending => {
+                self.answered -= 1;
                 let shared = self.shared.clone();
-                let conn = self.conn.clone();
+                let link = self.conn.link_arc();
+                let (seq, format) = (quest.seq, quest.format);
                 tokio::spawn(async move {
                     let result = future.await;
-                    conn.link().answer_result(seq, format, result);
-                    conn.quest_answered();
+                    link.finish(seq, format, result);
                     shared.quest_done();
                 });
+                Handled::Later
             }
         }
-        Ok(())
     }
 
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            // A connection that closed meanwhile cannot take the answers; nothing to do.
-            let _ = self.conn.link().send_bytes(self.batch.split().freeze());
-        }
-        if self.answered > 0 {
-            let n = std::mem::take(&mut self.answered);
-            self.conn.quests_answered(n);
-            self.shared.quests_done(n);
-        }
+    fn batch_done(&mut self) {
+        self.shared.quests_done(std::mem::take(&mut self.answered));
     }
 }

@@ -1,6 +1,7 @@
-//! The scenarios: server API load, logins, idle connections, kickout latency.
+//! The scenarios: server API load, logins, idle connections, kickout latency, floods.
 
 pub mod auth;
+pub mod flood;
 pub mod idle;
 pub mod kickout;
 pub mod server_api;
