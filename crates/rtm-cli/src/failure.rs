@@ -10,7 +10,7 @@
 //! when there is one. Mistakes on the command line are not reported here: clap reports them
 //! (exit code 2).
 
-use crate::{DEFAULT_ENDPOINT, DEFAULT_GATE};
+use crate::defaults::{DEFAULT_ENDPOINT, DEFAULT_GATE};
 use rtm_protocol::code;
 use std::fmt;
 
