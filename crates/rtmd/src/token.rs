@@ -14,7 +14,7 @@
 //! carries (`removetoken` bumps it). Several tokens of one user are valid at once.
 //!
 //! The nonce makes every minted token a new one, even two minted for one user in the same
-//! second (DESIGN §3: a second `gettoken` returns a new token). It is a counter that starts
+//! second (a second `gettoken` returns a new token: docs/design.md, "Tokens"). It is a counter that starts
 //! at a random value, so it does not repeat within a process and is unlikely to repeat
 //! across nodes; six bytes keep the token a whole number of base64 groups.
 
