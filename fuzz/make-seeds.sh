@@ -15,7 +15,8 @@ put() { printf '%b' "$(sed 's/../\\x&/g' <<<"$2")" >"$1"; }
 # Inputs that once failed (regress-*) are kept; everything else is written anew.
 mkdir -p seeds/frame_decoder seeds/msgpack seeds/json_payload seeds/value_serde \
     seeds/encrypted_receiver seeds/key_params \
-    seeds/web_detect seeds/http_request seeds/ws_frames seeds/ws_handshake
+    seeds/web_detect seeds/http_request seeds/ws_frames seeds/ws_handshake \
+    seeds/rtm_params seeds/signature_check seeds/token_verify
 find seeds -type f ! -name 'regress-*' -delete
 
 stream=""
@@ -51,6 +52,11 @@ while IFS= read -r line; do
     elif [[ $title == "V1 payload only"* || $title == "V7 msgpack"* ]]; then
         put "seeds/msgpack/$name" "$hex"
         put "seeds/value_serde/$name" "$hex"
+        if [[ $title == "V1"* ]]; then
+            # The official gettoken payload, as parameters and as an envelope to check.
+            put "seeds/rtm_params/$name" "$hex"
+            put "seeds/signature_check/$name" "00$hex"
+        fi
     fi
 done <"$vectors"
 
@@ -113,6 +119,19 @@ accepted='HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: 
 printf '%b' "\x00$accepted" >seeds/ws_handshake/accepted
 printf '%b' "\x02\x00\x06$accepted" >seeds/ws_handshake/accepted-chunks
 printf '%b' '\x00HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n' >seeds/ws_handshake/refused
+
+# rtmd's unauthenticated surface. RTM parameters: adddevice {uid: 9, apptype: "gcm",
+# devicetoken: "t"}, kickout {uid: 9, ce: "1.2.3.4:5"} and auth {pid: 1, uid: 9, token: "x"}.
+put seeds/rtm_params/adddevice "83a375696409a761707074797065a367636dab646576696365746f6b656ea174"
+put seeds/rtm_params/kickout "82a375696409a26365a9312e322e332e343a35"
+put seeds/rtm_params/auth "83a370696401a375696409a5746f6b656ea178"
+# A signed quest within the window and one outside it (odd first byte: salt, ts offset,
+# method and secret, the character to change and its replacement).
+put seeds/signature_check/signed-within "01d2040000000000000a0003050b"
+put seeds/signature_check/signed-outside "01d204000000000000900112070c"
+# A token text of the right length, and claims minted and checked within their lifetime.
+printf '\000%s' "$(printf 'A%.0s' $(seq 1 80))" >seeds/token_verify/text-80
+put seeds/token_verify/claims "01c1d8a7002a00000000000000030000000000000000105e5f80510100050000000b"
 
 # Drop duplicates (the version 0 and version 1 vectors share their payloads).
 for dir in seeds/*; do

@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "encryption")]
+mod answer;
+mod codec_error;
 pub mod encryption;
 pub mod error;
 pub mod frame;

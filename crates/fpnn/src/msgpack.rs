@@ -257,6 +257,12 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    /// A 32-bit length. On a target whose `usize` is narrower, a length that does not fit
+    /// cannot be satisfied by the input either: it reads as the end of the input.
+    fn len32(&mut self) -> Result<usize, MsgpackError> {
+        usize::try_from(self.u32()?).map_err(|_| MsgpackError::UnexpectedEof)
+    }
+
     fn u64(&mut self) -> Result<u64, MsgpackError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
@@ -288,7 +294,7 @@ impl<'a> Reader<'a> {
                 Value::Bin(self.take(n)?.to_vec())
             }
             0xc6 => {
-                let n = self.u32()? as usize;
+                let n = self.len32()?;
                 Value::Bin(self.take(n)?.to_vec())
             }
             0xc7 => {
@@ -300,7 +306,7 @@ impl<'a> Reader<'a> {
                 self.ext(n)?
             }
             0xc9 => {
-                let n = self.u32()? as usize;
+                let n = self.len32()?;
                 self.ext(n)?
             }
             0xca => Value::F32(f32::from_bits(self.u32()?)),
@@ -327,7 +333,7 @@ impl<'a> Reader<'a> {
                 self.string(n)?
             }
             0xdb => {
-                let n = self.u32()? as usize;
+                let n = self.len32()?;
                 self.string(n)?
             }
             0xdc => {
@@ -335,7 +341,7 @@ impl<'a> Reader<'a> {
                 self.array_items(n, depth)?
             }
             0xdd => {
-                let n = self.u32()? as usize;
+                let n = self.len32()?;
                 self.array_items(n, depth)?
             }
             0xde => {
@@ -343,7 +349,7 @@ impl<'a> Reader<'a> {
                 self.map(n, depth)?
             }
             0xdf => {
-                let n = self.u32()? as usize;
+                let n = self.len32()?;
                 self.map(n, depth)?
             }
             0xe0..=0xff => Value::Int(i64::from(tag as i8)),

@@ -3,7 +3,7 @@
 //! The root of every payload must be a map (a JSON object); anything else is a protocol error
 //! that closes the connection in the official framework.
 
-use crate::frame::CodecError;
+use crate::codec_error::CodecError;
 use crate::msgpack;
 use crate::value::Value;
 use bytes::Bytes;

@@ -79,7 +79,7 @@ impl Session {
             loop {
                 match decoder.decode(&mut self.buf) {
                     Ok(Some(Frame::Quest(q))) => {
-                        if q.method == "kickout" {
+                        if q.method == rtm_protocol::gate::Push::Kickout.name() {
                             // Dropping the stream closes the connection.
                             ending.kickout = Some(Instant::now());
                             return ending;

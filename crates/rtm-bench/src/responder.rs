@@ -60,7 +60,7 @@ async fn serve(mut stream: TcpStream, template: &'static [u8]) {
                         output.put_u32_le(seq);
                         output.put_slice(&template[16..]);
                     }
-                    bye |= quest.method == "bye";
+                    bye |= quest.method == rtm_protocol::gate::Method::Bye.name();
                 }
                 Ok(Some(Frame::Answer(_))) => {}
                 Ok(None) => break,

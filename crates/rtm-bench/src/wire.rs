@@ -1,15 +1,18 @@
-//! The load side's FPNN: quests built with the `fpnn` codec and signed as the SDK signs them,
-//! and a blocking reader of answers. No task, timer or channel per quest, so that the load
-//! generator costs as little CPU as it can on the cores it shares with the server.
+//! The load side's FPNN: quests built with the `fpnn` codec and the requests of
+//! `rtm-protocol`, signed as the SDK signs them, and a blocking reader of answers. No task,
+//! timer or channel per quest, so that the load generator costs as little CPU as it can on the
+//! cores it shares with the server.
 
 use bytes::BytesMut;
 use fpnn::{Answer, Frame, FrameDecoder, Quest, Value};
-use rtm_server_sdk::{salt::next_salt, sign::sign};
+use rtm_protocol::api::{self, app_type, AddDevice, GetToken, Kickout};
+use rtm_protocol::clock::unix_secs;
+use rtm_protocol::gate::{self, Auth};
+use rtm_protocol::salt::next_salt;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// What a server API quest does.
+/// The server API methods a load mixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -22,13 +25,18 @@ pub enum Method {
 }
 
 impl Method {
+    /// The server API method.
+    pub fn api(self) -> api::Method {
+        match self {
+            Method::GetToken => api::Method::GetToken,
+            Method::AddDevice => api::Method::AddDevice,
+            Method::Kickout => api::Method::Kickout,
+        }
+    }
+
     /// The method name on the wire.
     pub fn name(self) -> &'static str {
-        match self {
-            Method::GetToken => "gettoken",
-            Method::AddDevice => "adddevice",
-            Method::Kickout => "kickout",
-        }
+        self.api().name()
     }
 
     /// Every method, in the order of [`Mix`] weights.
@@ -123,48 +131,55 @@ impl Rng {
     }
 }
 
-fn unix_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Builds signed server API quests, byte for byte what `RtmServerClient` sends.
 #[derive(Debug, Clone)]
-pub struct Signer {
-    /// The project.
-    pub pid: i32,
-    /// Its secret.
-    pub secret: String,
-}
+pub struct Signer(api::Signer);
 
 impl Signer {
+    /// The signer of project `pid`.
+    pub fn new(pid: i32, secret: &str) -> Signer {
+        Signer(api::Signer::new(pid, secret))
+    }
+
+    /// The project.
+    pub fn pid(&self) -> i32 {
+        self.0.pid()
+    }
+
+    /// Its secret.
+    pub fn secret(&self) -> &str {
+        self.0.secret()
+    }
+
     /// Appends quest `seq` of `method` for user `uid` to `out`, signed now with a fresh salt.
     /// `n` varies the device token of `adddevice`.
     pub fn append(&self, out: &mut BytesMut, method: Method, seq: u32, uid: i64, n: u64) {
-        let mut params = self.signed(method.name(), uid);
-        if method == Method::AddDevice {
-            params.insert("apptype", "fcm");
-            params.insert("devicetoken", format!("bench-device-{uid}-{n}"));
-        }
-        encode(out, method.name(), seq, &params);
-    }
-
-    /// Appends quest `seq` of any server method taking only `uid` (e.g. `getdevices`).
-    pub fn append_named(&self, out: &mut BytesMut, name: &str, seq: u32, uid: i64) {
-        encode(out, name, seq, &self.signed(name, uid));
-    }
-
-    /// `{pid, sign, salt, ts, uid}` for `method`, signed now with a fresh salt.
-    fn signed(&self, method: &str, uid: i64) -> Value {
         let (salt, ts) = (next_salt(), unix_secs());
-        Value::map()
-            .with("pid", self.pid)
-            .with("sign", sign(self.pid, &self.secret, salt, method, ts))
-            .with("salt", salt)
-            .with("ts", ts)
-            .with("uid", uid)
+        let payload = match method {
+            Method::GetToken => self.0.payload(&GetToken { uid }, salt, ts),
+            Method::AddDevice => {
+                let request = AddDevice {
+                    uid,
+                    apptype: app_type::FCM.into(),
+                    devicetoken: format!("bench-device-{uid}-{n}"),
+                };
+                self.0.payload(&request, salt, ts)
+            }
+            Method::Kickout => self.0.payload(&Kickout { uid, ce: None }, salt, ts),
+        };
+        // Only a value serde cannot write could fail; these requests are plain.
+        if let Ok(payload) = payload {
+            encode(out, method.name(), seq, &payload);
+        }
+    }
+
+    /// Appends quest `seq` of `request`, signed now with a fresh salt (e.g. `getdevices`,
+    /// which no [`Mix`] holds).
+    pub fn append_request<R: api::Request>(&self, out: &mut BytesMut, seq: u32, request: &R) {
+        // Only a value serde cannot write could fail; the protocol's requests are plain.
+        if let Ok(payload) = self.0.payload(request, next_salt(), unix_secs()) {
+            encode(out, R::METHOD.name(), seq, &payload);
+        }
     }
 }
 
@@ -178,12 +193,15 @@ pub fn encode(out: &mut BytesMut, method: &str, seq: u32, params: &Value) {
 
 /// The gate's `auth` quest.
 pub fn auth(out: &mut BytesMut, seq: u32, pid: i32, uid: i64, token: &str) {
-    let params = Value::map()
-        .with("pid", pid)
-        .with("uid", uid)
-        .with("token", token)
-        .with("version", "rtm-bench");
-    encode(out, "auth", seq, &params);
+    let auth = Auth {
+        pid: pid.into(),
+        uid: uid.into(),
+        token,
+        version: Some("rtm-bench"),
+    };
+    if let Ok(params) = fpnn::to_value(&auth) {
+        encode(out, gate::Method::Auth.name(), seq, &params);
+    }
 }
 
 /// A frame read from the server: an answer, or a quest it pushed.
@@ -325,10 +343,7 @@ mod tests {
 
     #[test]
     fn signed_quests_decode_with_the_fields_of_the_sdk() {
-        let signer = Signer {
-            pid: 11000001,
-            secret: "s".into(),
-        };
+        let signer = Signer::new(11000001, "s");
         let mut out = BytesMut::new();
         signer.append(&mut out, Method::AddDevice, 9, 42, 3);
         let frame = FrameDecoder::default().decode(&mut out).unwrap().unwrap();
@@ -341,7 +356,7 @@ mod tests {
         let ts = p.get("ts").and_then(Value::as_i64).unwrap();
         assert_eq!(
             p.get("sign").and_then(Value::as_text).unwrap(),
-            sign(11000001, "s", salt, "adddevice", ts)
+            rtm_protocol::sign::sign(11000001, "s", salt, "adddevice", ts)
         );
         assert_eq!(p.get("uid").and_then(Value::as_i64), Some(42));
         assert_eq!(

@@ -10,8 +10,8 @@
 //! when there is one. Mistakes on the command line are not reported here: clap reports them
 //! (exit code 2).
 
-use crate::{DEFAULT_ENDPOINT, DEFAULT_GATE};
-use rtm_server_sdk::code;
+use crate::defaults::{DEFAULT_ENDPOINT, DEFAULT_GATE};
+use rtm_protocol::code;
 use std::fmt;
 
 /// The exit codes of `rtm`, one home for the numbers (the README and `--help` list them).

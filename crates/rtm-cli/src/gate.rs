@@ -13,7 +13,10 @@
 
 use crate::failure::{seconds, Cause, Kind};
 use bytes::BytesMut;
-use fpnn::{code, Answer, CodecError, ErrorAnswer, Frame, FrameDecoder, Quest, Value};
+use fpnn::{Answer, CodecError, ErrorAnswer, Frame, FrameDecoder, Quest, Value};
+use rtm_protocol::code;
+use rtm_protocol::gate::{self, Method};
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -83,13 +86,15 @@ impl GateConn {
     /// pushes meanwhile.
     pub async fn quest(
         &mut self,
-        method: &str,
-        params: &Value,
+        method: Method,
+        params: &impl Serialize,
         timeout: Duration,
     ) -> Result<Value, Cause> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
-        let quest = Quest::twoway(method, seq, params).map_err(codec_error)?;
+        let params = fpnn::to_value(params)
+            .map_err(|e| Cause::new(Kind::Protocol, code::CORE_ENCODING, e.to_string()))?;
+        let quest = Quest::twoway(method.name(), seq, &params).map_err(codec_error)?;
         let exchange = async {
             self.send(Frame::Quest(quest)).await?;
             loop {
@@ -161,30 +166,33 @@ impl GateConn {
 
     /// Says `bye` (waiting at most `timeout` for its answer) and closes the connection.
     pub async fn bye(mut self, timeout: Duration) {
-        let _ = self.quest("bye", &Value::map(), timeout).await;
+        let _ = self.quest(Method::Bye, &Value::map(), timeout).await;
         let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
     }
 
     /// Answers a quest the gate sent: `ping` with `{}`, other two-way quests with 20004 (as
     /// the FPNN frameworks do). Returns the push to report, if it is one.
     async fn on_push(&mut self, quest: Quest) -> Result<Option<Push>, Cause> {
+        let push = gate::Push::from_name(&quest.method);
         let Some(seq) = quest.seq else {
-            return Ok((quest.method == "kickout").then_some(Push::Kickout));
+            return Ok((push == Some(gate::Push::Kickout)).then_some(Push::Kickout));
         };
-        let answer = match quest.method.as_str() {
-            "ping" => Answer::ok(seq, quest.format, &Value::map()).map_err(codec_error)?,
-            "kickout" => {
+        let answer = match push {
+            Some(gate::Push::Ping) => {
+                Answer::ok(seq, quest.format, &Value::map()).map_err(codec_error)?
+            }
+            Some(gate::Push::Kickout) => {
                 // The gate pushes it one-way; answer a two-way one all the same.
                 let answer = Answer::ok(seq, quest.format, &Value::map()).map_err(codec_error)?;
                 self.send(Frame::Answer(answer)).await?;
                 return Ok(Some(Push::Kickout));
             }
-            other => Answer::error(
+            None => Answer::error(
                 seq,
                 quest.format,
                 &ErrorAnswer::new(
                     code::CORE_UNKNOWN_METHOD,
-                    format!("unknown method: {}", other.escape_default()),
+                    format!("unknown method: {}", quest.method.escape_default()),
                 ),
             ),
         };

@@ -9,8 +9,8 @@ use crate::gate::{GateConn, Push};
 use crate::output::json;
 use crate::{Global, Problem, User};
 use clap::Args;
-use fpnn::Value;
-use rtm_server_sdk::code;
+use rtm_protocol::code;
+use rtm_protocol::gate::{Auth, AuthAnswer, Method};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,16 +38,19 @@ pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, Problem> 
     let mut conn = GateConn::connect(gate, global.timeout)
         .await
         .map_err(failed)?;
-    let auth = Value::map()
-        .with("pid", pid)
-        .with("uid", uid)
-        .with("token", args.token.as_str())
-        .with("version", concat!("rtm-cli-", env!("CARGO_PKG_VERSION")));
+    let auth = Auth {
+        pid: pid.into(),
+        uid: uid.into(),
+        token: &args.token,
+        version: Some(concat!("rtm-cli-", env!("CARGO_PKG_VERSION"))),
+    };
     let answer = conn
-        .quest("auth", &auth, global.timeout)
+        .quest(Method::Auth, &auth, global.timeout)
         .await
         .map_err(failed)?;
-    if answer.get("ok").and_then(Value::as_bool) != Some(true) {
+    // An answer without a boolean `ok` is no login either.
+    let ok = fpnn::from_value::<AuthAnswer>(&answer).is_ok_and(|a| a.ok);
+    if !ok {
         if global.json {
             json(
                 json!({ "event": "refused", "pid": pid, "uid": uid, "code": code::INVALID_AUTH_TOKEN }),

@@ -15,6 +15,7 @@
 //! JSON object a line on stdout for scripts. Failures are reported in one style
 //! ([`failure`]); the exit codes are in [`failure::exit`] and [`EXIT_CODES`].
 
+mod defaults;
 mod failure;
 mod gate;
 mod login;
@@ -23,14 +24,11 @@ mod server;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use defaults::{DEFAULT_ENDPOINT, DEFAULT_GATE};
 use failure::{exit, Failure};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The server API's address when `--endpoint` and `RTM_ENDPOINT` are not given.
-pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:13315";
-/// The gate's address when `--gate` and `RTM_GATE` are not given.
-pub const DEFAULT_GATE: &str = "127.0.0.1:13321";
 /// The longest `--timeout`, in seconds (a day).
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 

@@ -22,7 +22,7 @@ async fn the_walkthrough_token_login_kickout_revoke() {
         "{}",
         login.first
     );
-    assert_eq!(rtmd.state().sessions.len(), 1);
+    assert_eq!(rtmd.sessions(), 1);
 
     let out = run(rtm(&rtmd, SECRET), &["kickout", "--uid", "42"]).await;
     assert!(out.status.success(), "{out:?}");
@@ -75,7 +75,7 @@ async fn kickout_ce_closes_exactly_the_login_at_the_endpoint_it_printed() {
     let mut second = Login::start(&rtmd, 7, &token, &[]).await;
     let (a, b) = (first.endpoint(), second.endpoint());
     assert_ne!(a, b);
-    assert_eq!(rtmd.state().sessions.len(), 2);
+    assert_eq!(rtmd.sessions(), 2);
 
     // An endpoint with no login of the user: nothing closed, said so.
     let out = run(
@@ -88,7 +88,7 @@ async fn kickout_ce_closes_exactly_the_login_at_the_endpoint_it_printed() {
         stderr(&out),
         "kicked out the login of user 7 at 127.0.0.1:1: 0 sessions closed (none was online)"
     );
-    assert_eq!(rtmd.state().sessions.len(), 2);
+    assert_eq!(rtmd.sessions(), 2);
 
     // The endpoint the first login printed: that login, and only it.
     let out = run(rtm(&rtmd, SECRET), &["kickout", "--uid", "7", "--ce", &a]).await;
@@ -100,7 +100,7 @@ async fn kickout_ce_closes_exactly_the_login_at_the_endpoint_it_printed() {
     let (rest, status) = first.finish().await;
     assert!(status.success(), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("kicked out")), "{rest:?}");
-    assert_eq!(rtmd.state().sessions.len(), 1);
+    assert_eq!(rtmd.sessions(), 1);
     assert!(second.is_running());
 
     // The count, for scripts.
@@ -113,7 +113,7 @@ async fn kickout_ce_closes_exactly_the_login_at_the_endpoint_it_printed() {
     );
     let (_, status) = second.finish().await;
     assert!(status.success());
-    assert_eq!(rtmd.state().sessions.len(), 0);
+    assert_eq!(rtmd.sessions(), 0);
     rtmd.shutdown().await;
 }
 
@@ -141,7 +141,7 @@ async fn an_empty_or_malformed_ce_is_refused_and_kicks_nobody() {
         );
     }
     // Nothing reached the server: the login is still there.
-    assert_eq!(rtmd.state().sessions.len(), 1);
+    assert_eq!(rtmd.sessions(), 1);
     assert!(login.is_running());
     rtmd.shutdown().await;
     let (_, status) = login.finish().await;

@@ -5,8 +5,9 @@
 //! threads are multiplexed over the one connection. Do not use it from inside an async
 //! runtime: there, calls return [`Error::Runtime`] instead of blocking the runtime.
 
-use crate::client::{Device, RtmServerClientBuilder};
+use crate::client::RtmServerClientBuilder;
 use crate::error::{Error, Result};
+use crate::Device;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,13 @@ impl std::fmt::Debug for RtmServerClient {
         f.debug_tuple("blocking::RtmServerClient")
             .field(&self.client)
             .finish()
+    }
+}
+
+impl RtmServerClientBuilder {
+    /// Builds the blocking client, which runs its own small runtime.
+    pub fn build_blocking(self) -> Result<RtmServerClient> {
+        RtmServerClient::from_async(self.build())
     }
 }
 
@@ -59,7 +67,7 @@ impl RtmServerClient {
         crate::RtmServerClient::builder(pid, secret, endpoint)
     }
 
-    pub(crate) fn from_async(client: crate::RtmServerClient) -> Result<Self> {
+    fn from_async(client: crate::RtmServerClient) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rtm-server-sdk")

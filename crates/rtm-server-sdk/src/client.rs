@@ -1,41 +1,23 @@
 //! The async client.
 
 use crate::error::{Error, Result};
-use crate::salt::next_salt;
-use crate::sign::sign;
 use fpnn::client::{Client, ClientBuilder, ConnectionEvent, KeepAlive, RegressiveStrategy};
-use fpnn::Value;
+use rtm_protocol::api::{
+    AddDevice, Device, GetDevices, GetToken, Kickout, RemoveDevice, RemoveToken, Request, Signer,
+};
+use rtm_protocol::clock::unix_secs;
+use rtm_protocol::salt::next_salt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The default timeout of a call: 30 s, as in the official server SDKs.
 pub const DEFAULT_QUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default connect timeout: 30 s, as in the official server SDKs.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The device types `add_device` accepts.
-pub mod app_type {
-    /// Apple Push Notification service.
-    pub const APNS: &str = "apns";
-    /// Firebase Cloud Messaging (servers also accept the older names `gcm` and `pcm`).
-    pub const FCM: &str = "fcm";
-}
-
-/// A device token registered for a user, as [`RtmServerClient::get_devices`] returns it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct Device {
-    /// `apns` or `fcm`.
-    pub apptype: String,
-    /// The push token.
-    pub devicetoken: String,
-    /// When it was added, in milliseconds since the Unix epoch.
-    pub time: i64,
-}
-
 /// Configures an [`RtmServerClient`].
 pub struct RtmServerClientBuilder {
-    pid: i32,
-    secret: String,
+    signer: Signer,
     fpnn: ClientBuilder,
 }
 
@@ -83,17 +65,11 @@ impl RtmServerClientBuilder {
     pub fn build(self) -> RtmServerClient {
         RtmServerClient {
             shared: Arc::new(Shared {
-                pid: self.pid,
-                secret: self.secret,
+                signer: self.signer,
                 client: self.fpnn.build(),
             }),
             timeout: None,
         }
-    }
-
-    /// Builds the blocking client, which runs its own small runtime.
-    pub fn build_blocking(self) -> Result<crate::blocking::RtmServerClient> {
-        crate::blocking::RtmServerClient::from_async(self.build())
     }
 }
 
@@ -109,31 +85,18 @@ pub struct RtmServerClient {
 }
 
 struct Shared {
-    pid: i32,
-    secret: String,
+    signer: Signer,
     client: Client,
 }
 
 impl std::fmt::Debug for RtmServerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtmServerClient")
-            .field("pid", &self.shared.pid)
+            .field("pid", &self.shared.signer.pid())
             .field("endpoint", &self.shared.client.endpoint())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
-}
-
-/// The `kicked` count of a `kickout` answer, when the server sends one.
-fn kicked(answer: &Value) -> Option<u64> {
-    answer.get("kicked").and_then(Value::as_u64)
-}
-
-fn unix_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl RtmServerClient {
@@ -150,8 +113,7 @@ impl RtmServerClient {
         endpoint: impl Into<String>,
     ) -> RtmServerClientBuilder {
         RtmServerClientBuilder {
-            pid,
-            secret: secret.into(),
+            signer: Signer::new(pid, secret),
             fpnn: Client::builder(endpoint)
                 .quest_timeout(DEFAULT_QUEST_TIMEOUT)
                 .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
@@ -161,7 +123,7 @@ impl RtmServerClient {
 
     /// The project id.
     pub fn pid(&self) -> i32 {
-        self.shared.pid
+        self.shared.signer.pid()
     }
 
     /// The server endpoint.
@@ -203,35 +165,35 @@ impl RtmServerClient {
     /// A login token for user `uid`, to hand to the user's app, which passes it to the RTM
     /// gate's `auth`. Method `gettoken`; answer `{token}`.
     pub async fn get_token(&self, uid: i64) -> Result<String> {
-        let answer = self.send("gettoken", uid, Vec::new()).await?;
-        match answer.get("token").and_then(Value::as_text) {
-            Some(token) => Ok(token),
-            None => Err(Error::Protocol {
-                code: fpnn::code::PROTO_KEY_NOT_FOUND,
-                message: format!("gettoken answer has no string 'token': {answer}"),
-            }),
-        }
+        Ok(self.call(&GetToken { uid }).await?.token)
     }
 
     /// Revokes the user's login tokens; the next `auth` with them fails. Method `removetoken`.
     pub async fn remove_token(&self, uid: i64) -> Result<()> {
-        self.send("removetoken", uid, Vec::new()).await.map(drop)
+        self.call(&RemoveToken { uid }).await.map(drop)
     }
 
     /// Registers a push device token for the user. `app_type` is [`app_type::APNS`] or
     /// [`app_type::FCM`]. Method `adddevice`.
+    ///
+    /// [`app_type::APNS`]: crate::app_type::APNS
+    /// [`app_type::FCM`]: crate::app_type::FCM
     pub async fn add_device(&self, uid: i64, app_type: &str, device_token: &str) -> Result<()> {
-        let extra = vec![
-            ("apptype", Value::from(app_type)),
-            ("devicetoken", Value::from(device_token)),
-        ];
-        self.send("adddevice", uid, extra).await.map(drop)
+        let request = AddDevice {
+            uid,
+            apptype: app_type.to_owned(),
+            devicetoken: device_token.to_owned(),
+        };
+        self.call(&request).await.map(drop)
     }
 
     /// Removes a push device token of the user. Method `removedevice`.
     pub async fn remove_device(&self, uid: i64, device_token: &str) -> Result<()> {
-        let extra = vec![("devicetoken", Value::from(device_token))];
-        self.send("removedevice", uid, extra).await.map(drop)
+        let request = RemoveDevice {
+            uid,
+            devicetoken: device_token.to_owned(),
+        };
+        self.call(&request).await.map(drop)
     }
 
     /// Forces every login of the user offline. Method `kickout`.
@@ -241,8 +203,7 @@ impl RtmServerClient {
     /// answers `{}`, and then this is `None`. A count the server sends in another form is
     /// ignored (`None`): the kickout itself succeeded.
     pub async fn kickout(&self, uid: i64) -> Result<Option<u64>> {
-        let answer = self.send("kickout", uid, Vec::new()).await?;
-        Ok(kicked(&answer))
+        Ok(self.call(&Kickout { uid, ce: None }).await?.kicked)
     }
 
     /// Forces offline only the user's login at endpoint `ce` (the client's `ip:port` as the
@@ -251,46 +212,39 @@ impl RtmServerClient {
     /// An empty `ce` means every login of the user, as in the official SDKs (servers treat
     /// `""` like no `ce`). Returns the number of sessions closed, as [`kickout`](Self::kickout).
     pub async fn kickout_endpoint(&self, uid: i64, ce: &str) -> Result<Option<u64>> {
-        let answer = self
-            .send("kickout", uid, vec![("ce", Value::from(ce))])
-            .await?;
-        Ok(kicked(&answer))
+        let request = Kickout {
+            uid,
+            ce: Some(ce.to_owned()),
+        };
+        Ok(self.call(&request).await?.kicked)
     }
 
     /// The user's registered devices, oldest first. Method `getdevices`: an extension of
     /// `rtmd`, not part of the hosted RTM service (which answers 20004).
     pub async fn get_devices(&self, uid: i64) -> Result<Vec<Device>> {
-        let answer = self.send("getdevices", uid, Vec::new()).await?;
-        let devices = answer.get("devices").unwrap_or(&Value::Nil);
-        fpnn::from_value(devices).map_err(|e| Error::Protocol {
-            code: fpnn::code::CORE_DECODING,
-            message: format!("unexpected getdevices answer: {e}"),
-        })
+        Ok(self.call(&GetDevices { uid }).await?.devices)
     }
 
-    /// Sends a signed quest: `{pid, sign, salt, ts, uid, extra…}` in the official SDKs' order.
-    async fn send(&self, method: &str, uid: i64, extra: Vec<(&str, Value)>) -> Result<Value> {
-        let params = self.signed_params(method, uid, extra);
-        Ok(self
+    /// Sends a request signed now with a fresh salt (`{pid, sign, salt, ts, …}` in the
+    /// official SDKs' order) and reads its answer.
+    async fn call<R: Request>(&self, request: &R) -> Result<R::Answer> {
+        let method = R::METHOD.name();
+        let params = self
+            .shared
+            .signer
+            .payload(request, next_salt(), unix_secs())
+            .map_err(|e| Error::Protocol {
+                code: fpnn::code::CORE_ENCODING,
+                message: format!("cannot encode {method}: {e}"),
+            })?;
+        let answer = self
             .shared
             .client
             .quest_with_timeout(method, &params, self.timeout)
-            .await?)
-    }
-
-    /// The payload of a server quest, signed now with a fresh salt.
-    pub(crate) fn signed_params(&self, method: &str, uid: i64, extra: Vec<(&str, Value)>) -> Value {
-        let Shared { pid, secret, .. } = &*self.shared;
-        let (salt, ts) = (next_salt(), unix_secs());
-        let mut params = Value::map()
-            .with("pid", *pid)
-            .with("sign", sign(*pid, secret, salt, method, ts))
-            .with("salt", salt)
-            .with("ts", ts)
-            .with("uid", uid);
-        for (key, value) in extra {
-            params.insert(key, value);
-        }
-        params
+            .await?;
+        fpnn::from_value(&answer).map_err(|e| Error::Protocol {
+            code: e.code(),
+            message: format!("unexpected {method} answer: {e}: {answer}"),
+        })
     }
 }

@@ -14,7 +14,9 @@
 //! | [`kickout`](RtmServerClient::kickout) | `kickout` | `uid` | sessions closed, when the server counts (`rtmd`) |
 //! | [`kickout_endpoint`](RtmServerClient::kickout_endpoint) | `kickout` | `uid, ce` | the same |
 //!
-//! Every quest also carries `pid, sign, salt, ts`, signed as described in [`sign`].
+//! Every quest also carries `pid, sign, salt, ts`, signed as described in [`sign`]. The
+//! requests, answers, codes and the signature are those of [`rtm_protocol`], the workspace's
+//! one description of the RTM wire contract; this crate adds the connection and the calls.
 //!
 //! # Example: a login token for a user, and forcing the user out
 //!
@@ -79,17 +81,23 @@
 
 pub mod blocking;
 mod client;
-pub mod code;
 mod error;
-pub mod salt;
-pub mod sign;
 
 pub use client::{
-    app_type, Device, RtmServerClient, RtmServerClientBuilder, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_QUEST_TIMEOUT,
+    RtmServerClient, RtmServerClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUEST_TIMEOUT,
 };
 pub use error::{CloseReason, ConnectError, Error, Result};
 pub use fpnn::client::{ConnectionEvent, KeepAlive, RegressiveStrategy};
+/// The device types `add_device` accepts.
+pub use rtm_protocol::api::app_type;
+/// A device token registered for a user, as [`RtmServerClient::get_devices`] returns it.
+pub use rtm_protocol::api::Device;
+/// Error codes: the RTM codes (`2000xx`) with their official names, and the FPNN codes.
+pub use rtm_protocol::code;
+/// Salts: the `salt` of a server quest, unique within the process.
+pub use rtm_protocol::salt;
+/// The server API signature.
+pub use rtm_protocol::sign;
 
 /// The crate README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -160,7 +160,7 @@ async fn all_five_calls_send_exactly_the_official_keys() {
 #[tokio::test]
 async fn the_gettoken_frame_is_byte_exact() {
     // A raw listener sees the bytes themselves: header, method, and a payload laid out as the
-    // official SDKs lay it out (vector V1 of shared/spec, with this call's salt and ts).
+    // official SDKs lay it out (vector V1 of fpnn's `tests/data/fpnn-vectors.txt`, with this call's salt and ts).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = listener.local_addr().unwrap().to_string();
     let raw = tokio::spawn(async move {

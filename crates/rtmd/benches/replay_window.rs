@@ -16,8 +16,8 @@
 //! Run with `cargo bench -p rtmd --bench replay_window`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rtmd::fingerprint::Fingerprint;
 use rtmd::store::{MemoryStore, ReplayWindow, Store};
+use rtmd::testing::Fingerprint;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;

@@ -87,26 +87,16 @@ async fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
     let path = path.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => {
-            let mut body = state.metrics.render(state.sessions.len());
-            if let Some(window) = state.store.replay_window() {
-                crate::metrics::render_replay_window(&mut body, &window);
-            }
-            if let Some(cluster) = &state.cluster {
-                cluster.render_metrics(&mut body);
-            }
+            let body = state.render_metrics();
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
-        ("GET", "/healthz") => {
-            let store = state.store_call(state.store.ping()).await;
-            state.metrics.set_store_up(store.is_ok());
-            match store {
-                Ok(()) => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
-                Err(e) => {
-                    let body = format!("store unavailable: {e}\n");
-                    respond(&mut stream, "503 Service Unavailable", "text/plain", &body).await
-                }
+        ("GET", "/healthz") => match state.check_store().await {
+            Ok(()) => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
+            Err(e) => {
+                let body = format!("store unavailable: {e}\n");
+                respond(&mut stream, "503 Service Unavailable", "text/plain", &body).await
             }
-        }
+        },
         ("GET", _) => {
             respond(
                 &mut stream,

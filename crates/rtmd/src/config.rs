@@ -45,7 +45,7 @@
 //! Durations are written `"1500ms"`, `"300s"`, `"5m"`, `"24h"`, `"7d"`, or as a number of
 //! seconds. Unknown keys are refused, so a typo does not silently fall back to a default.
 
-use crate::fingerprint::ReplayMode;
+pub use crate::fingerprint::ReplayMode;
 use serde::{Deserialize, Deserializer};
 use std::collections::HashSet;
 use std::fmt;

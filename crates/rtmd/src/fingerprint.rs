@@ -69,6 +69,7 @@
 use std::fmt;
 
 use fpnn::Value;
+use rtm_protocol::api::Envelope;
 use serde::Deserialize;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3Default};
 
@@ -156,13 +157,7 @@ impl Fingerprint {
 
     /// Its 16 bytes as 32 upper-case hex digits (the Redis store's keys).
     pub fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        let mut hex = String::with_capacity(32);
-        for byte in self.0 {
-            hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            hex.push(char::from(DIGITS[usize::from(byte & 15)]));
-        }
-        hex
+        rtm_protocol::hex::upper(&self.0)
     }
 }
 
@@ -183,7 +178,7 @@ const MAX_DEPTH: usize = 256;
 
 /// The keys of the envelope, which the sign's digest stands for.
 fn is_envelope(key: &Value) -> bool {
-    matches!(key.as_bytes(), Some(b"pid" | b"sign" | b"salt" | b"ts"))
+    key.as_bytes().is_some_and(Envelope::is_key)
 }
 
 /// What is hashed, gathered on the stack while it is short (then hashed in one call, the

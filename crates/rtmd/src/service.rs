@@ -1,17 +1,15 @@
 //! Starting and stopping the whole service.
 
 use crate::admin::Admin;
-use crate::cluster::Cluster;
+use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
-use crate::metrics::Metrics;
-use crate::sessions::Sessions;
+use crate::registry::{LocalRegistry, RedisRegistry, Registry};
 use crate::state::State;
 use crate::store::{EmbeddedOptions, EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::Tokens;
 use crate::{gate, server_api};
 use fpnn::server::{Server, ServerConfig};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -19,6 +17,7 @@ use tokio::task::JoinHandle;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// A port could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
@@ -41,7 +40,19 @@ pub struct Rtmd {
     server_api: Server,
     gate: Server,
     admin: Option<Admin>,
-    health: JoinHandle<()>,
+    tasks: Tasks,
+}
+
+/// The service's own background tasks (store health and upkeep, the kicks from other
+/// nodes), stopped when the service stops or is dropped.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 async fn listen(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
@@ -72,28 +83,76 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     }
 }
 
-impl Rtmd {
-    /// Opens the store and starts the server API, the gate and the admin port.
-    ///
-    /// With a Redis store the node joins the cluster of the nodes sharing that Redis
-    /// ([`crate::cluster`]).
-    pub async fn start(config: Config) -> Result<Rtmd, StartError> {
-        match config.store_kind() {
-            StoreKind::Embedded => {
-                let store = open_store(&config).await?;
-                Rtmd::start_with_store(config, store).await
-            }
+/// Configures how [`Rtmd`] starts: [`Rtmd::builder`].
+pub struct RtmdBuilder {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    clock: Clock,
+    #[cfg(feature = "testing")]
+    cluster: Option<crate::registry::MemoryCluster>,
+}
+
+impl RtmdBuilder {
+    /// Serves over a store opened by the caller (tests use a memory store), on a single
+    /// node, instead of the store the configuration selects.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Reads the time from `clock` (a test's paused tokio clock) instead of the wall clock.
+    #[cfg(feature = "testing")]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Joins an in-process cluster of nodes (which should share one store): kickouts on any
+    /// of them reach the sessions of all.
+    #[cfg(feature = "testing")]
+    pub fn cluster(mut self, cluster: &crate::registry::MemoryCluster) -> Self {
+        self.cluster = Some(cluster.clone());
+        self
+    }
+
+    /// Opens the store (unless one was given) and starts the server API, the gate and the
+    /// admin port. With a Redis store the node joins the cluster of the nodes sharing that
+    /// Redis ([`crate::registry::RedisRegistry`]).
+    pub async fn start(self) -> Result<Rtmd, StartError> {
+        let (store, registry) = self.store_and_registry().await?;
+        Rtmd::start_inner(self.config, store, registry, self.clock).await
+    }
+
+    async fn store_and_registry(&self) -> Result<(Arc<dyn Store>, Box<dyn Registry>), StartError> {
+        #[cfg(feature = "testing")]
+        if let (Some(cluster), Some(store)) = (&self.cluster, &self.store) {
+            return Ok((store.clone(), Box::new(cluster.node())));
+        }
+        if let Some(store) = &self.store {
+            return Ok((store.clone(), Box::new(LocalRegistry)));
+        }
+        match self.config.store_kind() {
+            StoreKind::Embedded => Ok((open_store(&self.config).await?, Box::new(LocalRegistry))),
             StoreKind::Redis(url) => {
-                let store = Arc::new(RedisStore::connect(&url, &config.redis).await?);
-                let cluster = Cluster::connect(&url, store.clone(), &config.redis).await?;
+                let store = RedisStore::connect(&url, &self.config.redis).await?;
+                let registry = RedisRegistry::connect(&url, &store, &self.config.redis).await?;
                 tracing::info!(
-                    node = cluster.node_id(),
+                    node = registry.node_id(),
                     redis = store.url(),
                     "joined the cluster"
                 );
-                Rtmd::start_inner(config, store, Some(cluster)).await
+                Ok((Arc::new(store), Box::new(registry)))
             }
         }
+    }
+}
+
+impl Rtmd {
+    /// Opens the store and starts the server API, the gate and the admin port.
+    ///
+    /// With a Redis store the node joins the cluster of the nodes sharing that Redis.
+    pub async fn start(config: Config) -> Result<Rtmd, StartError> {
+        Rtmd::builder(config).start().await
     }
 
     /// Starts the service over a store opened by the caller (tests use a memory store), on
@@ -102,31 +161,31 @@ impl Rtmd {
         config: Config,
         store: Arc<dyn Store>,
     ) -> Result<Rtmd, StartError> {
-        Rtmd::start_inner(config, store, None).await
+        Rtmd::builder(config).store(store).start().await
+    }
+
+    /// A builder, for a store opened by the caller and, with the `testing` feature, a
+    /// paused clock or an in-process cluster.
+    pub fn builder(config: Config) -> RtmdBuilder {
+        RtmdBuilder {
+            config,
+            store: None,
+            clock: Clock::system(),
+            #[cfg(feature = "testing")]
+            cluster: None,
+        }
     }
 
     async fn start_inner(
         config: Config,
         store: Arc<dyn Store>,
-        cluster: Option<Cluster>,
+        registry: Box<dyn Registry>,
+        clock: Clock,
     ) -> Result<Rtmd, StartError> {
         let keys = store.token_keys().await?;
         let tokens = Tokens::new(keys)
             .ok_or_else(|| StoreError::Corrupt("the token key ring is empty".into()))?;
-        let projects = config.projects.iter().map(|p| (p.pid, p.clone())).collect();
-        let state = Arc::new(State {
-            projects,
-            store,
-            tokens,
-            sessions: Sessions::new(),
-            metrics: Arc::new(Metrics::new()),
-            cluster,
-            config,
-        });
-        if let Some(cluster) = &state.cluster {
-            cluster.start(Arc::downgrade(&state));
-        }
-        let limits = &state.config.limits;
+        let limits = &config.limits;
         let server_config = ServerConfig {
             max_connections: limits.max_connections,
             idle_timeout: Some(limits.idle_timeout),
@@ -141,39 +200,30 @@ impl Rtmd {
             max_in_flight_total: limits.max_in_flight_total,
             write_stall_timeout: Some(limits.write_stall_timeout),
         };
+        let listen_at = config.listen.clone();
+        let (state, kicks) = State::new(config, store, tokens, registry, clock);
+        let state = Arc::new(state);
 
-        let listener = listen("server_api", &state.config.listen.server_api).await?;
-        let (up, down) = (state.clone(), state.clone());
-        let builder = Server::builder()
-            .config(server_config.clone())
-            .on_connect(move |_| {
-                up.metrics
-                    .server_api_connections
-                    .fetch_add(1, Ordering::Relaxed);
-            })
-            .on_close(move |_, _| {
-                down.metrics
-                    .server_api_connections
-                    .fetch_sub(1, Ordering::Relaxed);
-            });
-        let server_api = server_api::routes(builder, state.clone())
+        let listener = listen("server_api", &listen_at.server_api).await?;
+        let builder = Server::builder().config(server_config.clone());
+        let server_api = server_api::routes(builder, &state)
             .serve(listener)
             .map_err(|source| StartError::Listen {
                 what: "server_api",
-                addr: state.config.listen.server_api.clone(),
+                addr: listen_at.server_api.clone(),
                 source,
             })?;
 
-        let listener = listen("gate", &state.config.listen.gate).await?;
-        let gate = gate::routes(Server::builder().config(server_config), state.clone())
+        let listener = listen("gate", &listen_at.gate).await?;
+        let gate = gate::routes(Server::builder().config(server_config), &state)
             .serve(listener)
             .map_err(|source| StartError::Listen {
                 what: "gate",
-                addr: state.config.listen.gate.clone(),
+                addr: listen_at.gate.clone(),
                 source,
             })?;
 
-        let admin = match state.config.listen.admin.as_str() {
+        let admin = match listen_at.admin.as_str() {
             "" => None,
             addr => {
                 let listener = listen("admin", addr).await?;
@@ -186,13 +236,16 @@ impl Rtmd {
                 })?)
             }
         };
-        let health = tokio::spawn(health_loop(state.clone()));
+        let tasks = Tasks(vec![
+            tokio::spawn(health_loop(state.clone())),
+            gate::drain_kicks(state.clone(), kicks),
+        ]);
         Ok(Rtmd {
             state,
             server_api,
             gate,
             admin,
-            health,
+            tasks,
         })
     }
 
@@ -211,33 +264,48 @@ impl Rtmd {
         self.admin.as_ref().map(Admin::local_addr)
     }
 
-    /// The shared state (for tests and embedding).
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
+    /// The logged-in client sessions of this node.
+    pub fn sessions(&self) -> usize {
+        self.state.session_count()
+    }
+
+    /// The logged-in sessions of one user on this node.
+    #[cfg(feature = "testing")]
+    pub fn sessions_of(&self, pid: i32, uid: i64) -> usize {
+        self.state.sessions_of(pid, uid)
+    }
+
+    /// The token service, keyed with the store's ring (tests mint tokens at chosen times).
+    #[cfg(feature = "testing")]
+    pub fn tokens(&self) -> &Tokens {
+        self.state.tokens()
+    }
+
+    /// The time on the service's clock.
+    #[cfg(feature = "testing")]
+    pub fn now(&self) -> crate::clock::Now {
+        self.state.now()
     }
 
     /// Graceful shutdown: stop accepting, answer the calls in flight, close every
     /// connection, then flush and close the store.
     pub async fn shutdown(self) {
-        self.health.abort();
+        drop(self.tasks);
         if let Some(admin) = self.admin {
             admin.stop().await;
         }
-        if let Some(cluster) = &self.state.cluster {
-            cluster.leave(&self.state).await;
-        }
+        self.state.leave_cluster().await;
         tokio::join!(self.server_api.shutdown(), self.gate.shutdown());
-        if let Err(e) = self.state.store.close().await {
+        if let Err(e) = self.state.close_store().await {
             tracing::warn!(error = %e, "closing the store failed");
         }
     }
 }
 
-/// Checks the store every few seconds, for `rtmd_store_up`.
+/// Checks the store every few seconds, for `rtmd_store_up`, and runs its upkeep.
 async fn health_loop(state: Arc<State>) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let ok = state.store_call(state.store.ping()).await.is_ok();
-        state.metrics.set_store_up(ok);
+        state.maintain_store().await;
     }
 }

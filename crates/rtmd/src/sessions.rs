@@ -171,11 +171,6 @@ impl Sessions {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// `true` when nobody is logged in.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Registers a logged-in connection.
     pub fn add(&self, session: &Session, conn: &Connection) {
         self.shard(session.pid, session.uid)

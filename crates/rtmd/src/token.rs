@@ -14,7 +14,7 @@
 //! carries (`removetoken` bumps it). Several tokens of one user are valid at once.
 //!
 //! The nonce makes every minted token a new one, even two minted for one user in the same
-//! second (DESIGN §3: a second `gettoken` returns a new token). It is a counter that starts
+//! second (a second `gettoken` returns a new token: docs/design.md, "Tokens"). It is a counter that starts
 //! at a random value, so it does not repeat within a process and is unlikely to repeat
 //! across nodes; six bytes keep the token a whole number of base64 groups.
 
@@ -25,7 +25,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const VERSION: u8 = 2;
 const NONCE_LEN: usize = 6;
@@ -49,8 +48,9 @@ pub struct Claims {
 }
 
 /// Why a token was refused. The gate answers every one of them with `{ok: false}`; the
-/// reason goes to the metrics and the log.
+/// reason goes to the metrics and the log ([`crate::metrics::AuthResult`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Not a token of ours (bad base64, length or version).
     #[error("malformed token")]
@@ -73,21 +73,6 @@ pub enum TokenError {
     /// Revoked by `removetoken`.
     #[error("token revoked")]
     Revoked,
-}
-
-impl TokenError {
-    /// A short label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            TokenError::Malformed => "malformed",
-            TokenError::UnknownKey => "unknown_key",
-            TokenError::BadMac => "bad_mac",
-            TokenError::WrongProject => "wrong_project",
-            TokenError::WrongUser => "wrong_user",
-            TokenError::Expired => "expired",
-            TokenError::Revoked => "revoked",
-        }
-    }
 }
 
 /// Mints and checks tokens with a key ring.
@@ -131,10 +116,7 @@ impl Tokens {
         let mut seed = [0u8; 8];
         if getrandom::fill(&mut seed).is_err() {
             // The nonce only has to differ between tokens, not be secret: the clock will do.
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            seed = (nanos as u64).to_be_bytes();
+            seed = rtm_protocol::clock::unix_micros().to_be_bytes();
         }
         let nonce = Arc::new(AtomicU64::new(u64::from_be_bytes(seed)));
         let keys: Vec<RingKey> = keys.iter().map(RingKey::new).collect();

@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use rtmd::store::{Store, StoreError};
-use std::time::Duration;
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -138,7 +137,7 @@ async fn graceful_shutdown_answers_calls_in_flight() {
         loop {
             match other.quest("gettoken", &signed_now("gettoken", 70)).await {
                 Err(fpnn::Error::Answer(e)) if e.code == 20014 => return e,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Ok(_) => tokio::task::yield_now().await,
                 Err(e) => panic!("unexpected failure while stopping: {e}"),
             }
         }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use rtm_server_sdk::app_type;
+use rtm_protocol::api::app_type;
 use rtmd::config::DEV_PID;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

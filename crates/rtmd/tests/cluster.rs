@@ -644,7 +644,7 @@ async fn a_signed_call_replayed_to_another_node_is_refused() {
         .with("pid", PID)
         .with(
             "sign",
-            rtm_server_sdk::sign::sign(PID, SECRET, salt, "gettoken", ts),
+            rtm_protocol::sign::sign(PID, SECRET, salt, "gettoken", ts),
         )
         .with("salt", salt)
         .with("ts", ts)

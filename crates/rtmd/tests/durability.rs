@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use rtm_server_sdk::app_type;
+use rtm_protocol::api::app_type;
 use rtmd::config::DEV_PID;
 use std::collections::BTreeSet;
 

@@ -1,5 +1,9 @@
 //! The client gate end to end: `auth` with good and bad tokens, the order of quests, the
 //! auth timeout and `bye`.
+//!
+//! Every test runs on tokio's paused clock (real loopback sockets, simulated time): the auth
+//! timeout, the gate's pings and a token's expiry take no real time, and the service reads
+//! its date from the same clock (`Clock::tokio`).
 
 mod common;
 
@@ -7,7 +11,7 @@ use common::*;
 use fpnn::Value;
 use std::time::Duration;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_valid_token_logs_in_many_times() {
     let server = TestServer::start().await;
     let token = server.token(10).await;
@@ -43,7 +47,7 @@ async fn a_valid_token_logs_in_many_times() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_minted_token_carries_the_project_ttl() {
     let mut p = project(PID, SECRET);
     p.token_ttl = Duration::from_secs(3600);
@@ -51,31 +55,32 @@ async fn the_minted_token_carries_the_project_ttl() {
     let token = server.token(11).await;
     let claims = server
         .rtmd()
-        .state()
-        .tokens
-        .verify(&token, PID, 11, now() as u64)
+        .tokens()
+        .verify(&token, PID, 11, server.now() as u64)
         .expect("a valid token");
     assert_eq!(claims.expires - claims.issued, 3600);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_token_is_refused() {
     let mut short = project(PID, SECRET);
     short.token_ttl = Duration::from_secs(1);
     let server = TestServer::start_with(vec![short], |_| {}).await;
 
     // Minted with the service's own keys at a past time.
-    let tokens = &server.rtmd().state().tokens;
-    let past = now() as u64 - 100;
+    let tokens = server.rtmd().tokens();
+    let past = server.now() as u64 - 100;
     let old = tokens.mint(PID, 12, 0, past, 50);
     let gate = GateClient::connect(&server.gate()).await;
     gate.refused(PID, 12, &old).await;
     let fresh = tokens.mint(PID, 12, 0, past, 500);
     gate.login(PID, 12, &fresh).await;
 
-    // Through gettoken with a TTL of one second: wait for it to run out.
+    // Through gettoken with a TTL of one second: let it run out.
     let token = server.token(13).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let gate = GateClient::connect(&server.gate()).await;
+    gate.login(PID, 13, &token).await;
+    tokio::time::advance(Duration::from_millis(2100)).await;
     let gate = GateClient::connect(&server.gate()).await;
     gate.refused(PID, 13, &token).await;
 
@@ -83,7 +88,7 @@ async fn an_expired_token_is_refused() {
     assert_eq!(metric(&page, "rtmd_auth_total{result=\"expired\"}"), 2.0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_revoked_token_is_refused_and_a_new_one_works() {
     let server = TestServer::start().await;
     let sdk = server.sdk();
@@ -103,7 +108,7 @@ async fn a_revoked_token_is_refused_and_a_new_one_works() {
     gate.login(PID, 15, &other).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn forged_tokens_are_refused() {
     let server = TestServer::start().await;
     let token = server.token(16).await;
@@ -135,7 +140,7 @@ async fn forged_tokens_are_refused() {
     gate.login(PID, 16, &token).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_token_of_another_user_or_project_is_refused() {
     let server = TestServer::start_with(
         vec![project(PID, SECRET), project(PID + 1, "other")],
@@ -167,7 +172,7 @@ async fn a_token_of_another_user_or_project_is_refused() {
     gate.login(PID, 17, &token).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auth_with_missing_or_mistyped_keys_is_an_error_answer() {
     let server = TestServer::start().await;
     let token = server.token(19).await;
@@ -184,7 +189,7 @@ async fn auth_with_missing_or_mistyped_keys_is_an_error_answer() {
     gate.login(PID, 19, &token).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn quests_before_auth_answer_200022() {
     let server = TestServer::start().await;
     let gate = GateClient::connect(&server.gate()).await;
@@ -200,7 +205,7 @@ async fn quests_before_auth_answer_200022() {
     assert_eq!(e.code, 20004, "{e}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_second_auth_answers_200023() {
     let server = TestServer::start().await;
     let token = server.token(21).await;
@@ -222,7 +227,7 @@ async fn a_second_auth_answers_200023() {
     assert_eq!(server.sessions(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unauthenticated_connection_is_closed_after_the_auth_timeout() {
     let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
         c.limits.auth_timeout = Duration::from_millis(300);
@@ -242,7 +247,7 @@ async fn an_unauthenticated_connection_is_closed_after_the_auth_timeout() {
     logged_in.assert_alive().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bye_answers_and_closes_the_connection() {
     let server = TestServer::start().await;
     let mut gate = server.logged_in(24).await;
@@ -260,15 +265,10 @@ async fn bye_answers_and_closes_the_connection() {
     assert!(frames.is_empty(), "{frames:?}");
     assert_eq!(ending, Ending::Eof);
     // The sessions are gone once the connections are.
-    within("sessions to drain", async {
-        while server.sessions() != 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    server.until_sessions(0).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_second_gettoken_leaves_the_first_valid() {
     let server = TestServer::start().await;
     let first = server.token(25).await;
@@ -282,7 +282,7 @@ async fn a_second_gettoken_leaves_the_first_valid() {
     c.login(PID, 25, &first).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_one_way_quest_before_auth_is_ignored() {
     let server = TestServer::start().await;
     let gate = GateClient::connect(&server.gate()).await;
@@ -293,7 +293,7 @@ async fn a_one_way_quest_before_auth_is_ignored() {
     gate.login(PID, 26, &token).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_logged_in_client_that_stops_answering_pings_is_closed() {
     let server = TestServer::start_with(vec![project(PID, SECRET)], |c| {
         c.limits.client_ping_interval = Duration::from_millis(200);
@@ -312,7 +312,7 @@ async fn a_logged_in_client_that_stops_answering_pings_is_closed() {
     answering.assert_alive().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auth_reads_integers_in_any_width() {
     let server = TestServer::start().await;
     let token = server.token(29).await;
@@ -331,7 +331,7 @@ async fn auth_reads_integers_in_any_width() {
     assert_eq!(answer.get("ok").and_then(Value::as_bool), Some(true));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bye_before_auth_also_answers_and_closes() {
     let server = TestServer::start().await;
     let mut raw = RawConn::connect(&server.gate()).await;

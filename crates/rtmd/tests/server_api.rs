@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fpnn::Value;
-use rtm_server_sdk::app_type;
-use rtm_server_sdk::sign::{sign, sign_legacy};
+use rtm_protocol::api::app_type;
+use rtm_protocol::sign::{sign, sign_legacy};
 
 #[tokio::test]
 async fn every_call_through_the_sdk() {
@@ -177,18 +177,21 @@ async fn unknown_pid_and_bad_sign_answer_200002() {
         .expect("a lower-case sign is accepted");
 }
 
-#[tokio::test]
+// On tokio's paused clock, which the service reads its date from: the window's edges are
+// exact, and the clock moves only when the test moves it.
+#[tokio::test(start_paused = true)]
 async fn ts_outside_the_window_answers_200008() {
     let server = TestServer::start().await;
     let raw = server.raw_api();
-    // The default window is 300 s each way; stay clear of its edge.
-    for ts in [now() - 400, now() + 400, 0, i64::from(i32::MAX) * 2] {
+    let now = server.now();
+    // The default window is 300 s each way, edges included.
+    for ts in [now - 301, now + 301, 0, i64::from(i32::MAX) * 2] {
         let q = signed(PID, SECRET, "gettoken", fresh_salt(), ts).with("uid", 1);
         let e = answer_error(within("quest", raw.quest("gettoken", &q)).await);
         assert_eq!(e.code, 200008, "ts {ts}: {e}");
         assert!(e.ex.contains("clock"), "{e}");
     }
-    for ts in [now() - 200, now() + 200, now() + 5] {
+    for ts in [now - 300, now + 300, now + 5] {
         let q = signed(PID, SECRET, "gettoken", fresh_salt(), ts).with("uid", 1);
         within("quest", raw.quest("gettoken", &q))
             .await
@@ -199,16 +202,36 @@ async fn ts_outside_the_window_answers_200008() {
     narrow.sign_window = std::time::Duration::from_secs(30);
     let server = TestServer::start_with(vec![narrow], |_| {}).await;
     let raw = server.raw_api();
-    let q = signed(
-        PID + 1,
-        "narrow-secret",
-        "gettoken",
-        fresh_salt(),
-        now() - 100,
-    )
-    .with("uid", 1);
+    let ts = server.now() - 31;
+    let q = signed(PID + 1, "narrow-secret", "gettoken", fresh_salt(), ts).with("uid", 1);
     let e = answer_error(within("quest", raw.quest("gettoken", &q)).await);
     assert_eq!(e.code, 200008, "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_leaves_the_window_as_the_clock_moves() {
+    let server = TestServer::start().await;
+    let raw = server.raw_api();
+    let q = signed(PID, SECRET, "gettoken", fresh_salt(), server.now()).with("uid", 2);
+    within("quest", raw.quest("gettoken", &q)).await.unwrap();
+    // Resent while its ts is in the window: a replay.
+    let e = answer_error(within("resend", raw.quest("gettoken", &q)).await);
+    assert_eq!(e.code, 200006, "{e}");
+    // 300 s later it is still in the window (and remembered)… (on a new connection: the
+    // idle timeout, 60 s, has closed the first one meanwhile)
+    tokio::time::advance(std::time::Duration::from_secs(300)).await;
+    let raw = server.raw_api();
+    let e = answer_error(within("resend", raw.quest("gettoken", &q)).await);
+    assert_eq!(e.code, 200006, "{e}");
+    // …one second more and its ts is out: refused for the clock, whatever the window keeps.
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    let e = answer_error(within("resend", raw.quest("gettoken", &q)).await);
+    assert_eq!(e.code, 200008, "{e}");
+    // A call signed now is answered.
+    let fresh = signed(PID, SECRET, "gettoken", fresh_salt(), server.now()).with("uid", 2);
+    within("quest", raw.quest("gettoken", &fresh))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -623,7 +646,7 @@ async fn integers_are_read_by_value_in_any_msgpack_width() {
         .str("pid")
         .u64(u64::from(pid))
         .str("sign")
-        .str(&rtm_server_sdk::sign::upper_hex_md5(text.as_bytes()))
+        .str(&rtm_protocol::sign::upper_hex_md5(text.as_bytes()))
         .str("salt")
         .u64(salt)
         .str("ts")

@@ -6,11 +6,12 @@
 //! arithmetic is RustCrypto's (`p192`, `p224`, `p256`, `k256`), whose scalar multiplication
 //! runs in constant time; this file only converts between the raw forms and theirs.
 
-use super::keys::KeyError;
 use elliptic_curve::sec1::{EncodedPoint, FromEncodedPoint, ModulusSize, ToEncodedPoint};
 use elliptic_curve::{AffinePoint, CurveArithmetic, FieldBytesSize, PublicKey, SecretKey};
 use spki::ObjectIdentifier;
 use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use zeroize::Zeroizing;
 
@@ -225,6 +226,95 @@ pub(crate) fn public_of(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>, KeyError
 ///
 /// `PublicKey::to_compressed` writes it from the definition; this checks it against the
 /// curve crates.
+/// Why a key could not be read, made or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A curve name that is not one of the four.
+    #[error("unknown curve {0:?}: expected secp192r1, secp224r1, secp256r1 or secp256k1")]
+    UnknownCurve(String),
+    /// A raw key of the wrong length for its curve.
+    #[error("a raw {curve} {what} is {expected} bytes, not {actual}")]
+    Length {
+        /// Which key.
+        what: KeyKind,
+        /// Its curve.
+        curve: Curve,
+        /// The length the curve requires.
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+    /// A private scalar that is zero or not below the curve's order.
+    #[error("not a valid {curve} private key: the scalar is zero or not below the curve's order")]
+    InvalidPrivateKey {
+        /// The curve.
+        curve: Curve,
+    },
+    /// A public point that is not on its curve.
+    #[error("not a {curve} public key: the point is not on the curve")]
+    NotOnCurve {
+        /// The curve.
+        curve: Curve,
+    },
+    /// A SubjectPublicKeyInfo holding a compressed point.
+    #[error(
+        "the public key is a compressed point; the official framework reads only uncompressed \
+         points (0x04 ‖ X ‖ Y), so give the key tool's -public.der or -public.pem file"
+    )]
+    CompressedPoint,
+    /// A DER document that is not a SubjectPublicKeyInfo of an EC key.
+    #[error("bad public key DER: {0}")]
+    Der(String),
+    /// A PEM document that could not be read, or with another label than `PUBLIC KEY`.
+    #[error("bad public key PEM: {0}")]
+    Pem(String),
+    /// A SubjectPublicKeyInfo whose algorithm is not `id-ecPublicKey`.
+    #[error("not an EC public key: the algorithm is {0}, not id-ecPublicKey (1.2.840.10045.2.1)")]
+    NotEcKey(String),
+    /// An EC key on a curve the key exchange does not support.
+    #[error(
+        "unsupported curve {0}: the key exchange supports secp192r1, secp224r1, secp256r1 \
+         and secp256k1"
+    )]
+    UnsupportedCurve(String),
+    /// A key on another curve than the one asked for.
+    #[error("the key is on {found}, not on {expected}")]
+    CurveMismatch {
+        /// The curve asked for.
+        expected: Curve,
+        /// The key's curve.
+        found: Curve,
+    },
+    /// The operating system's random source failed.
+    #[error("cannot draw a random key: {0}")]
+    Random(String),
+    /// A key file could not be read or written.
+    #[error("{}: {source}{}", path.display(), io_hint(source))]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+}
+
+fn io_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::AlreadyExists => " (refusing to overwrite an existing key file)",
+        _ => "",
+    }
+}
+
+impl KeyError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> KeyError {
+        KeyError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn compress(curve: Curve, xy: &[u8]) -> Result<Vec<u8>, KeyError> {
     check_len(curve, KeyKind::Public, xy)?;

@@ -7,103 +7,15 @@
 //!   `id-ecPublicKey`, the curve as `namedCurve`, an uncompressed point), or as the raw
 //!   `X ‖ Y` plus the curve's name, as `TCPClient::enableEncryptor` takes it.
 
-use super::curve::{self, Curve, KeyKind, ID_EC_PUBLIC_KEY};
+pub use super::curve::KeyError;
+
+use super::curve::{self, Curve, ID_EC_PUBLIC_KEY};
 use spki::der::asn1::{AnyRef, BitStringRef};
 use spki::der::{Decode, Encode};
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use zeroize::Zeroizing;
-
-/// Why a key could not be read, made or written.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// A curve name that is not one of the four.
-    #[error("unknown curve {0:?}: expected secp192r1, secp224r1, secp256r1 or secp256k1")]
-    UnknownCurve(String),
-    /// A raw key of the wrong length for its curve.
-    #[error("a raw {curve} {what} is {expected} bytes, not {actual}")]
-    Length {
-        /// Which key.
-        what: KeyKind,
-        /// Its curve.
-        curve: Curve,
-        /// The length the curve requires.
-        expected: usize,
-        /// The length given.
-        actual: usize,
-    },
-    /// A private scalar that is zero or not below the curve's order.
-    #[error("not a valid {curve} private key: the scalar is zero or not below the curve's order")]
-    InvalidPrivateKey {
-        /// The curve.
-        curve: Curve,
-    },
-    /// A public point that is not on its curve.
-    #[error("not a {curve} public key: the point is not on the curve")]
-    NotOnCurve {
-        /// The curve.
-        curve: Curve,
-    },
-    /// A SubjectPublicKeyInfo holding a compressed point.
-    #[error(
-        "the public key is a compressed point; the official framework reads only uncompressed \
-         points (0x04 ‖ X ‖ Y), so give the key tool's -public.der or -public.pem file"
-    )]
-    CompressedPoint,
-    /// A DER document that is not a SubjectPublicKeyInfo of an EC key.
-    #[error("bad public key DER: {0}")]
-    Der(String),
-    /// A PEM document that could not be read, or with another label than `PUBLIC KEY`.
-    #[error("bad public key PEM: {0}")]
-    Pem(String),
-    /// A SubjectPublicKeyInfo whose algorithm is not `id-ecPublicKey`.
-    #[error("not an EC public key: the algorithm is {0}, not id-ecPublicKey (1.2.840.10045.2.1)")]
-    NotEcKey(String),
-    /// An EC key on a curve the key exchange does not support.
-    #[error(
-        "unsupported curve {0}: the key exchange supports secp192r1, secp224r1, secp256r1 \
-         and secp256k1"
-    )]
-    UnsupportedCurve(String),
-    /// A key on another curve than the one asked for.
-    #[error("the key is on {found}, not on {expected}")]
-    CurveMismatch {
-        /// The curve asked for.
-        expected: Curve,
-        /// The key's curve.
-        found: Curve,
-    },
-    /// The operating system's random source failed.
-    #[error("cannot draw a random key: {0}")]
-    Random(String),
-    /// A key file could not be read or written.
-    #[error("{}: {source}{}", path.display(), io_hint(source))]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        source: io::Error,
-    },
-}
-
-fn io_hint(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::AlreadyExists => " (refusing to overwrite an existing key file)",
-        _ => "",
-    }
-}
-
-impl KeyError {
-    pub(crate) fn io(path: &Path, source: io::Error) -> KeyError {
-        KeyError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
-}
 
 /// A server's static private key: the raw big-endian scalar of its curve.
 ///

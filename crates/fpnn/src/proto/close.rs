@@ -1,7 +1,7 @@
 //! Why a connection closed: one typed reason, with the FPNN code quests in flight see.
 
-use crate::error::code;
-use crate::frame::CodecError;
+use crate::answer::code;
+use crate::codec_error::CodecError;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -52,7 +52,7 @@
 //! The byte-stream boundary, for layers such as encryption and WebSocket, is described in
 //! [`wire`].
 
-mod close;
+pub(crate) mod close;
 mod config;
 mod pending;
 pub mod wire;

@@ -20,10 +20,7 @@ use std::time::{Duration, Instant};
 /// The responder's answers are not real tokens, which it does not check either.
 pub fn mint_tokens(target: &Target, users: u64) -> Result<Vec<(i64, String)>, String> {
     let fail = |e: std::io::Error| format!("minting {users} tokens at {}: {e}", target.server_api);
-    let signer = Signer {
-        pid: target.pid,
-        secret: target.secret.clone(),
-    };
+    let signer = Signer::new(target.pid, &target.secret);
     let mut stream = TcpStream::connect(target.server_api).map_err(fail)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -125,7 +122,12 @@ fn login(
             return Err("auth refused".into());
         }
     }
-    wire::encode(buf, "bye", 2, &Value::map());
+    wire::encode(
+        buf,
+        rtm_protocol::gate::Method::Bye.name(),
+        2,
+        &Value::map(),
+    );
     let answer = wire::call(&mut stream, &mut reader, buf).map_err(|e| format!("bye: {e}"))?;
     if answer.is_error() {
         return Err(wire::error_code(&answer).to_string());

@@ -13,6 +13,7 @@ use crate::report::{Latency, Run};
 use crate::target::Target;
 use crate::wire::{self, Method, Reader, Signer};
 use bytes::BytesMut;
+use rtm_protocol::api::GetDevices;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,10 +104,7 @@ pub fn run(target: &Target, opts: &Options) -> Result<Run, String> {
         if let Some((uid, token)) = tokens.get(i) {
             login(&mut stream, target.pid, *uid, token)?;
         }
-        let signer = Signer {
-            pid: target.pid,
-            secret: target.secret.clone(),
-        };
+        let signer = Signer::new(target.pid, &target.secret);
         let (kind, written, stop) = (opts.kind, written.clone(), stop_flood.clone());
         flooders.push(std::thread::spawn(move || {
             flood(stream, kind, &signer, &written, &stop, i as u64)
@@ -115,10 +113,7 @@ pub fn run(target: &Target, opts: &Options) -> Result<Run, String> {
 
     // The probe: gettoken one at a time on a connection of its own.
     let probe = {
-        let signer = Signer {
-            pid: target.pid,
-            secret: target.secret.clone(),
-        };
+        let signer = Signer::new(target.pid, &target.secret);
         let addr = target.server_api;
         let stop = stop_flood.clone();
         std::thread::spawn(move || probe(addr, &signer, &stop))
@@ -247,8 +242,8 @@ fn flood(
     for seq in 1..=POOL as u32 {
         match kind {
             Kind::ServerApi => {
-                let uid = (n * 1_000_003 + u64::from(seq)) % 100_000 + 1;
-                signer.append_named(&mut pool, "getdevices", seq, uid as i64);
+                let uid = ((n * 1_000_003 + u64::from(seq)) % 100_000 + 1) as i64;
+                signer.append_request(&mut pool, seq, &GetDevices { uid });
             }
             Kind::GatePing => wire::encode(&mut pool, "*ping", seq, &fpnn::Value::map()),
             Kind::GateSilent => wire::encode(&mut pool, "ping", seq, &fpnn::Value::map()),

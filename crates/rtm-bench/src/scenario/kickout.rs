@@ -40,10 +40,7 @@ pub fn run(target: &Target, tokens: &[(i64, String)], opts: &Options) -> Result<
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let (gate, pid) = (target.gate, target.pid);
-    let signer = Signer {
-        pid: target.pid,
-        secret: target.secret.clone(),
-    };
+    let signer = Signer::new(target.pid, &target.secret);
     let server_api = target.server_api;
     let tokens = tokens[..users].to_vec();
     let rate = opts.rate.max(1.0);

@@ -324,8 +324,8 @@ fn sdk_load(ctx: Arc<Ctx>) -> ConnOut {
         let mut tasks = Vec::new();
         for c in 0..ctx.opts.connections {
             let client = rtm_server_sdk::RtmServerClient::builder(
-                ctx.signer.pid,
-                ctx.signer.secret.clone(),
+                ctx.signer.pid(),
+                ctx.signer.secret(),
                 ctx.addr.to_string(),
             )
             .quest_timeout(Duration::from_secs(10))
@@ -387,10 +387,7 @@ pub fn run(target: &Target, opts: &Options, label: &str) -> Result<Run, String> 
     let start = Instant::now() + Duration::from_millis(50);
     let ctx = Arc::new(Ctx {
         addr: target.server_api,
-        signer: Signer {
-            pid: target.pid,
-            secret: target.secret.clone(),
-        },
+        signer: Signer::new(target.pid, &target.secret),
         opts: opts.clone(),
         stop: AtomicBool::new(false),
         measure_from: start + opts.warmup,

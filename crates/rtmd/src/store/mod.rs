@@ -30,8 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::fingerprint::Fingerprint;
-
+pub use crate::fingerprint::Fingerprint;
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore, DATABASE_FILE};
 pub use error::{Result, Source, StoreError};
 pub use memory::MemoryStore;
@@ -122,6 +121,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the store can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;
+
+    /// Upkeep the service runs every few seconds, after [`ping`](Store::ping): a store
+    /// shared with other processes puts back what it must not lose (the Redis store: the
+    /// token key ring, should Redis lose its data). Nothing by default.
+    async fn maintain(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Finishes the writes already submitted and stops the store; later calls fail with
     /// [`StoreError::Closed`]. Calling it again does nothing.

@@ -46,14 +46,15 @@
 //! as durable as the Redis configuration makes it (run Redis with `appendonly yes` if a
 //! revocation must survive a Redis crash).
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
+use rtm_protocol::hex;
 
 use super::{DeviceRecord, Result, Store, StoreError, TokenKey, FIRST_TOKEN_KEY_ID};
 use crate::config::{redact_url, RedisSettings};
@@ -182,6 +183,8 @@ pub struct RedisStore {
     closed: AtomicBool,
     add_device: Script,
     remove_device: Script,
+    /// The key ring as last read, which [`Store::maintain`] keeps in Redis.
+    ring: Mutex<Vec<TokenKey>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -233,6 +236,7 @@ impl RedisStore {
             closed: AtomicBool::new(false),
             add_device: Script::new(ADD_DEVICE),
             remove_device: Script::new(REMOVE_DEVICE),
+            ring: Mutex::new(Vec::new()),
         })
     }
 
@@ -269,12 +273,12 @@ impl RedisStore {
 
     /// Writes the keys of `ring` that Redis lacks (after Redis lost its data, say), so that
     /// nodes started later agree with the running ones. Returns how many were written.
-    pub async fn restore_token_keys(&self, ring: &[TokenKey]) -> Result<usize> {
+    async fn restore_token_keys(&self, ring: &[TokenKey]) -> Result<usize> {
         let name = self.keys.token_keys();
         self.run(|mut c| async move {
             let mut written = 0;
             for key in ring {
-                let added: bool = c.hset_nx(&name, key.id, hex(&key.secret)).await?;
+                let added: bool = c.hset_nx(&name, key.id, secret_text(&key.secret)).await?;
                 written += usize::from(added);
             }
             Ok(written)
@@ -319,25 +323,9 @@ fn unavailable(url: &str, e: &RedisError) -> StoreError {
     StoreError::Unavailable(format!("cannot reach Redis at {url}: {e}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn unhex32(text: &str) -> Option<[u8; 32]> {
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
+/// A key's secret as Redis keeps it: 64 lower-case hex digits.
+fn secret_text(secret: &[u8; 32]) -> String {
+    hex::lower(secret)
 }
 
 /// Reads `<time_ms>:<seq>:<apptype>`.
@@ -511,7 +499,7 @@ impl Store for RedisStore {
                 }
                 // The first node to get here creates the key; everyone reads the winner.
                 let _: bool = c
-                    .hset_nx(&name, candidate.id, hex(&candidate.secret))
+                    .hset_nx(&name, candidate.id, secret_text(&candidate.secret))
                     .await?;
                 c.hgetall(&name).await
             })
@@ -519,13 +507,36 @@ impl Store for RedisStore {
         let mut keys = ring
             .into_iter()
             .map(|(id, secret)| {
-                unhex32(&secret)
+                hex::decode(&secret)
                     .map(|secret| TokenKey { id, secret })
                     .ok_or_else(|| StoreError::Corrupt(format!("token key {id}")))
             })
             .collect::<Result<Vec<_>>>()?;
         keys.sort_by_key(|k| k.id);
+        // Kept, so that maintenance can put the ring back if Redis loses it.
+        *self.ring.lock().unwrap_or_else(PoisonError::into_inner) = keys.clone();
         Ok(keys)
+    }
+
+    /// Puts back the keys of the ring this node read that Redis lacks (Redis restarted
+    /// without its data, say), so that nodes started later agree with the running ones.
+    async fn maintain(&self) -> Result<()> {
+        let ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if ring.is_empty() {
+            return Ok(());
+        }
+        let restored = self.restore_token_keys(&ring).await?;
+        if restored > 0 {
+            tracing::warn!(
+                restored,
+                "the token key ring was missing from Redis: put back"
+            );
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {
@@ -565,8 +576,8 @@ mod tests {
     #[test]
     fn hex_round_trip_and_records() {
         let secret = [0xa5u8; 32];
-        assert_eq!(unhex32(&hex(&secret)), Some(secret));
-        assert_eq!(unhex32("zz"), None);
+        assert_eq!(secret_text(&secret), "a5".repeat(32));
+        assert_eq!(hex::decode(&secret_text(&secret)), Some(secret));
         let (age, record) = parse_device("t".into(), "-5:7:apns").unwrap();
         assert_eq!(age, (-5, 7));
         assert_eq!(record.apptype, "apns");

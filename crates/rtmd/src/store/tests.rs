@@ -134,6 +134,7 @@ suite!(
     replays_are_detected,
     replays_expire,
     token_keys_are_created_once,
+    maintenance_keeps_the_key_ring,
     ping_then_close,
 );
 
@@ -368,6 +369,13 @@ mod cases {
         assert!(format!("{:?}", ring[0]).contains("redacted"));
     }
 
+    pub(super) async fn maintenance_keeps_the_key_ring(s: Arc<dyn Store>) {
+        let ring = s.token_keys().await.unwrap();
+        s.maintain().await.unwrap();
+        s.maintain().await.unwrap();
+        assert_eq!(s.token_keys().await.unwrap(), ring);
+    }
+
     pub(super) async fn ping_then_close(s: Arc<dyn Store>) {
         s.ping().await.unwrap();
         s.add_device(1, 1, "apns", "t", 1, 32).await.unwrap();
@@ -389,6 +397,36 @@ mod cases {
                 .await,
             Err(StoreError::Closed)
         ));
+    }
+}
+
+/// What only the Redis store does: put the key ring back when Redis loses it.
+mod redis_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn maintenance_puts_back_a_lost_key_ring() {
+        let Some((store, prefix)) = super::redis().await else {
+            return;
+        };
+        let ring = store.token_keys().await.unwrap();
+        // Redis restarted without its data: the ring is gone.
+        let client = ::redis::Client::open(TEST_REDIS).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: i64 = ::redis::cmd("DEL")
+            .arg(format!("{prefix}:token_keys"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        store.maintain().await.unwrap();
+        // A node started now reads the same ring, not a new one of its own.
+        let settings = crate::config::RedisSettings {
+            key_prefix: prefix.clone(),
+            ..Default::default()
+        };
+        let later = RedisStore::connect(TEST_REDIS, &settings).await.unwrap();
+        assert_eq!(later.token_keys().await.unwrap(), ring);
+        super::delete_prefix(&prefix).await;
     }
 }
 

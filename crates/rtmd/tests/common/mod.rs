@@ -12,6 +12,7 @@ use fpnn::{ErrorAnswer, Frame, FrameDecoder, Quest, Value};
 use rtm_server_sdk::RtmServerClient;
 use rtmd::config::{Config, Project};
 use rtmd::store::{MemoryStore, Store};
+use rtmd::testing::{Clock, MemoryCluster};
 use rtmd::Rtmd;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -87,11 +88,35 @@ impl TestServer {
         adjust: impl FnOnce(&mut Config),
         store: Arc<dyn Store>,
     ) -> TestServer {
+        TestServer::start_node(projects, adjust, store, None).await
+    }
+
+    /// A node of an in-process cluster: the nodes share `store` and `cluster`.
+    pub async fn start_in_cluster(
+        cluster: &MemoryCluster,
+        store: Arc<dyn Store>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        TestServer::start_node(vec![project(PID, SECRET)], adjust, store, Some(cluster)).await
+    }
+
+    async fn start_node(
+        projects: Vec<Project>,
+        adjust: impl FnOnce(&mut Config),
+        store: Arc<dyn Store>,
+        cluster: Option<&MemoryCluster>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = loopback_config(dir.path(), projects);
         adjust(&mut config);
         config.validate().expect("valid test configuration");
-        let rtmd = within("start rtmd", Rtmd::start_with_store(config, store))
+        // The service's clock follows tokio's, so that a test on a paused runtime moves the
+        // date (token expiry, the `ts` window) along with the timers.
+        let mut builder = Rtmd::builder(config).store(store).clock(Clock::tokio());
+        if let Some(cluster) = cluster {
+            builder = builder.cluster(cluster);
+        }
+        let rtmd = within("start rtmd", builder.start())
             .await
             .expect("rtmd starts");
         TestServer {
@@ -153,7 +178,23 @@ impl TestServer {
 
     /// The number of logged-in sessions.
     pub fn sessions(&self) -> usize {
-        self.rtmd().state().sessions.len()
+        self.rtmd().sessions()
+    }
+
+    /// Waits (bounded) until the service has `n` logged-in sessions: a close the client saw
+    /// reaches the service a moment later.
+    pub async fn until_sessions(&self, n: usize) {
+        within(&format!("{n} sessions"), async {
+            while self.sessions() != n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
+    /// Unix seconds on the service's clock (which a paused test moves).
+    pub fn now(&self) -> i64 {
+        self.rtmd().now().secs()
     }
 
     /// Graceful shutdown.
@@ -192,7 +233,7 @@ pub fn signed(pid: i32, secret: &str, method: &str, salt: i64, ts: i64) -> Value
         .with("pid", pid)
         .with(
             "sign",
-            rtm_server_sdk::sign::sign(pid, secret, salt, method, ts),
+            rtm_protocol::sign::sign(pid, secret, salt, method, ts),
         )
         .with("salt", salt)
         .with("ts", ts)
@@ -859,7 +900,7 @@ impl Store for HeldStore {
     async fn check_and_record_request(
         &self,
         pid: i32,
-        fingerprint: &rtmd::fingerprint::Fingerprint,
+        fingerprint: &rtmd::store::Fingerprint,
         ttl: Duration,
     ) -> StoreResult<bool> {
         let result = self

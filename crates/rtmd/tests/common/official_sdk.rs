@@ -10,7 +10,7 @@
 //! and Python's `msgpack` do.
 
 use fpnn::Value;
-use rtm_server_sdk::sign::sign;
+use rtm_protocol::sign::sign;
 
 /// The first value of glibc's `rand()` when nothing called `srand` (the seed is then 1).
 pub const GLIBC_FIRST_RAND: i64 = 1_804_289_383;

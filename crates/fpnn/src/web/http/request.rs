@@ -270,8 +270,16 @@ fn body_kind(headers: &[httparse::Header<'_>], limits: &Limits) -> Result<Body, 
             len: n,
             max: limits.max_body,
         }),
-        // Fits: bounded by max_body just above.
-        (false, n) => Ok(Body::Length(n.unwrap_or(0) as usize)),
+        // Bounded by max_body just above, so it fits; checked anyway.
+        (false, n) => {
+            let n = n.unwrap_or(0);
+            usize::try_from(n)
+                .map(Body::Length)
+                .map_err(|_| HttpError::BodyTooLarge {
+                    len: n,
+                    max: limits.max_body,
+                })
+        }
     }
 }
 
@@ -337,8 +345,12 @@ impl Chunked {
                     if size == 0 {
                         self.trailers = true;
                     } else {
-                        // Fits: bounded by max_body just above.
-                        self.remaining = size as usize;
+                        // Bounded by max_body just above, so it fits; checked anyway.
+                        self.remaining =
+                            usize::try_from(size).map_err(|_| HttpError::BodyTooLarge {
+                                len: size,
+                                max: limits.max_body,
+                            })?;
                         self.in_chunk = true;
                     }
                 }

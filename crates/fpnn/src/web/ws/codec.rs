@@ -157,8 +157,13 @@ impl WebSocket {
                     });
                 }
             }
-            // Fits in usize: bounded by the message limit or by 125 just above.
-            let len = len as usize;
+            // Bounded by the message limit or by 125 just above, so it fits; checked anyway.
+            let Ok(len) = usize::try_from(len) else {
+                return Err(WsError::TooLarge {
+                    len,
+                    max: self.max_message,
+                });
+            };
             if buf.len() - header_len < len {
                 return Ok(None);
             }

@@ -2,10 +2,10 @@
 
 mod owners;
 mod schema;
+mod shared;
 mod writer;
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot};
 
+use self::shared::Shared;
 use self::writer::{Answer, Op, Request, Writer};
 use super::replay::{ReplayWindow, ReplayWindowStats, DEFAULT_REPLAY_CAPACITY};
 use super::{DeviceRecord, Result, Store, StoreError, TokenKey, FIRST_TOKEN_KEY_ID};
@@ -93,69 +94,6 @@ pub struct EmbeddedStore {
     replay: ReplayWindow,
     ops: Option<mpsc::Sender<Op>>,
     writer: Option<JoinHandle<()>>,
-}
-
-/// What the store's handle and its writer share.
-pub(super) struct Shared {
-    /// `None` once the store is closed.
-    db: RwLock<Option<Arc<Database>>>,
-    closed: AtomicBool,
-    commits: AtomicU64,
-    committed_ops: AtomicU64,
-    devices: AtomicU64,
-    generations: RwLock<HashMap<(i32, i64), u64>>,
-    token_keys: RwLock<Vec<TokenKey>>,
-}
-
-impl Shared {
-    fn database(&self) -> Result<Arc<Database>> {
-        self.db
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(StoreError::Closed)
-    }
-
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Called by the writer once the batch that produced these values is durable.
-    fn apply(&self, generations: Vec<((i32, i64), u64)>, token_keys: Option<Vec<TokenKey>>) {
-        if !generations.is_empty() {
-            let mut map = self
-                .generations
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.extend(generations);
-        }
-        if let Some(ring) = token_keys {
-            *self
-                .token_keys
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = ring;
-        }
-    }
-
-    /// Counts a durable commit of `ops` operations, after which `devices` are stored.
-    fn count_commit(&self, ops: usize, devices: usize) {
-        self.devices.store(devices as u64, Ordering::Relaxed);
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.committed_ops
-            .fetch_add(u64::try_from(ops).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    fn mark_closed(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.db
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-    }
 }
 
 impl EmbeddedStore {

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::owners::OwnerIndex;
 use super::schema::{GENERATIONS, TOKEN_KEYS, USER_DEVICES};
-use super::Shared;
+use super::shared::Shared;
 use crate::store::{Result, StoreError, TokenKey};
 
 /// One operation for the writer, with where to send its answer.

@@ -2,12 +2,13 @@
 //!
 //! The official generators repeat themselves: the C++ one above 64 calls per second, the
 //! Python one within a millisecond. A repeated salt with the same method and `ts` gives the
-//! same signature, which a replay-checking server refuses (200006). Ours cannot repeat within
-//! a process: a single atomic counter, never below the current time in microseconds, shifted
-//! left by 8 bits with a per-process random byte in the low bits (so two processes started in
-//! the same microsecond are unlikely to collide either). Salts are positive `i64`s until the
-//! year 20 000 or so.
+//! same signature, which a replay-checking server may refuse (200006). Ours cannot repeat
+//! within a process: a single atomic counter, never below the current time in microseconds,
+//! shifted left by 8 bits with a per-process random byte in the low bits (so two processes
+//! started in the same microsecond are unlikely to collide either). Salts are positive
+//! `i64`s until the year 20 000 or so.
 
+use crate::clock::unix_micros;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,7 +17,7 @@ static LAST: AtomicU64 = AtomicU64::new(0);
 
 /// The next salt: unique within the process, from any thread, at any rate.
 pub fn next_salt() -> i64 {
-    let now = now_micros();
+    let now = unix_micros();
     let mut counter = 0;
     // `fetch_update` retries until our value is the one stored, so no two callers, on any
     // thread, ever take the same counter.
@@ -25,13 +26,6 @@ pub fn next_salt() -> i64 {
         Some(counter)
     });
     ((counter << 8) | u64::from(process_byte())) as i64 & i64::MAX
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// A byte chosen once per process, from the clock and the process id.

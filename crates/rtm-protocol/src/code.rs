@@ -1,4 +1,5 @@
-//! Error codes: the RTM codes (`2000xx`) of the official SDKs, and the FPNN codes they share.
+//! Error codes: the RTM codes (`2000xx`) of the official SDKs, and the FPNN codes (re-exported
+//! from [`fpnn::code`], whose table stays the framework's own) that RTM calls share.
 //!
 //! The numbers are those of every official SDK (`RTMErrorCode.h`, `rtm_error.py`, …). Where
 //! the official names are misspelt (`RTM_EC_INVALID_SERFVER_TIME`, `RTM_EC_DUPLCATED_AUTH`,
@@ -12,7 +13,8 @@ macro_rules! rtm_codes {
         $( $(#[$doc])* pub const $name: i32 = $value; )*
 
         /// The official symbolic name of a code (`"RTM_EC_INVALID_PID_OR_SIGN"`,
-        /// `"FPNN_EC_CORE_TIMEOUT"`), if it is a known RTM or FPNN code.
+        /// `"FPNN_EC_CORE_TIMEOUT"`), if it is a known RTM or FPNN code: the one lookup that
+        /// knows both tables.
         pub fn name(code: i32) -> Option<&'static str> {
             match code {
                 $( $value => Some($official), )*

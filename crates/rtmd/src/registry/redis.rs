@@ -1,4 +1,4 @@
-//! Cluster mode: the session registry and kickout fan-out over Redis.
+//! [`RedisRegistry`]: the session registry and kickout fan-out of cluster mode, over Redis.
 //!
 //! Several `rtmd` nodes behind a load balancer share one Redis ([`RedisStore`]). A user's
 //! sessions may sit on any node; a `kickout` (or `removetoken` with `removetoken_kicks`, or
@@ -34,7 +34,8 @@
 //! for [`KICK_MEMORY`]). It then publishes, to each other node that holds one of them, a
 //! message with one line `<pid>|<uid>|<connection id>` per session, and answers the caller
 //! once every message is published: the kick has been dispatched. A node receiving a message
-//! pushes `kickout` to those connections and closes them.
+//! hands a [`Kick`] per line to its gate, which pushes `kickout` to those connections and
+//! closes them.
 //!
 //! A message can be lost (the receiving node's subscription was down at that moment: Redis
 //! restarted, or the network broke). The registry repairs that: the refresh of a member
@@ -47,23 +48,26 @@
 //! logins and kickouts fail with an error answer (never an unchecked login), sessions already
 //! open stay open, and both connections reconnect by themselves; the subscription is
 //! restored on reconnect and checked at every refresh (`PUBSUB NUMSUB`), and the refresh
-//! puts back members that expired during the outage. Metrics: `rtmd_cluster_*`.
+//! puts back members that expired during the outage. Metrics: `rtmd_cluster_*`. (The token
+//! key ring, which Redis may lose with the rest of its data, is put back by the store's own
+//! maintenance, [`RedisStore`].)
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::{Kick, NodeLink, Registry};
 use crate::config::{redact_url, RedisSettings};
-use crate::sessions::Session;
-use crate::state::State;
-use crate::store::{bounded_redis, manager_config, Keys, RedisStore, Store, StoreError, TokenKey};
+use crate::metrics::Metrics;
+use crate::sessions::{Session, Sessions};
+use crate::store::{bounded_redis, manager_config, Keys, RedisStore, StoreError};
 
 /// How long a kicked session is remembered, so that its node kicks it at its next refresh
 /// if the message did not reach it. A node cut off from Redis for longer may miss kicks
@@ -130,7 +134,7 @@ return out
 "#;
 
 /// This node's part of the cluster: its id, its subscription, the registry and the fan-out.
-pub struct Cluster {
+pub struct RedisRegistry {
     inner: Arc<Inner>,
     pushes: Mutex<Option<mpsc::UnboundedReceiver<PushInfo>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -143,26 +147,12 @@ struct Inner {
     url: String,
     timeout: Duration,
     session_ttl: Duration,
-    store: Arc<RedisStore>,
     conn: ConnectionManager,
     subscriber: ConnectionManager,
-    ring: Vec<TokenKey>,
     touch: Script,
     kick: Script,
-    stats: Stats,
-}
-
-/// Counters for `/metrics`.
-#[derive(Default)]
-struct Stats {
-    registry_up: AtomicBool,
-    subscribed: AtomicBool,
-    registered: AtomicU64,
-    refresh_errors: AtomicU64,
-    sent: AtomicU64,
-    undelivered: AtomicU64,
-    by_message: AtomicU64,
-    by_refresh: AtomicU64,
+    /// This node's sessions and metrics, from [`Registry::start`].
+    node: OnceLock<(Arc<Sessions>, Arc<Metrics>)>,
 }
 
 /// One session as the registry names it.
@@ -193,26 +183,22 @@ fn parse_message(payload: &str) -> impl Iterator<Item = (i32, i64, u64)> + '_ {
 fn new_node_id() -> Result<String, StoreError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::backend("read random bytes", e))?;
-    let mut id = String::with_capacity(16);
-    for b in bytes {
-        let _ = write!(id, "{b:02x}");
-    }
-    Ok(id)
+    Ok(rtm_protocol::hex::lower(&bytes))
 }
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-impl Cluster {
-    /// Joins the cluster of the nodes sharing `store`: picks a node id, subscribes to its
-    /// channel (over a second connection to `url`, in RESP3) and reads the key ring to keep
-    /// it in Redis. Call [`start`](Self::start) once the service state exists.
+impl RedisRegistry {
+    /// Joins the cluster of the nodes sharing `store`: picks a node id and subscribes to its
+    /// channel (over a second connection to `url`, in RESP3). [`Registry::start`] starts
+    /// listening and refreshing.
     pub async fn connect(
         url: &str,
-        store: Arc<RedisStore>,
+        store: &RedisStore,
         settings: &RedisSettings,
-    ) -> Result<Cluster, StoreError> {
+    ) -> Result<RedisRegistry, StoreError> {
         let shown = redact_url(url);
         let timeout = settings.command_timeout;
         let node_id = new_node_id()?;
@@ -247,11 +233,7 @@ impl Cluster {
         .await?;
         bounded_redis(&shown, timeout, subscriber.subscribe(&channel)).await?;
 
-        let ring = store.token_keys().await?;
-        let stats = Stats::default();
-        stats.registry_up.store(true, Ordering::Relaxed);
-        stats.subscribed.store(true, Ordering::Relaxed);
-        Ok(Cluster {
+        Ok(RedisRegistry {
             inner: Arc::new(Inner {
                 node_id,
                 keys,
@@ -260,12 +242,10 @@ impl Cluster {
                 timeout,
                 session_ttl: settings.session_ttl,
                 conn: store.connection(),
-                store,
                 subscriber,
-                ring,
                 touch: Script::new(TOUCH),
                 kick: Script::new(KICK),
-                stats,
+                node: OnceLock::new(),
             }),
             pushes: Mutex::new(Some(rx)),
             tasks: Mutex::new(Vec::new()),
@@ -276,10 +256,18 @@ impl Cluster {
     pub fn node_id(&self) -> &str {
         &self.inner.node_id
     }
+}
 
-    /// Starts listening for kicks and refreshing the registry. `state` is the service's;
-    /// the tasks stop when it is dropped or at [`leave`](Self::leave).
-    pub fn start(&self, state: Weak<State>) {
+#[async_trait]
+impl Registry for RedisRegistry {
+    /// Starts listening for kicks and refreshing the registry; the tasks stop at
+    /// [`leave`](Registry::leave), or when the gate stops draining kicks.
+    fn start(&self, node: NodeLink) {
+        node.metrics.cluster_started();
+        let _ = self
+            .inner
+            .node
+            .set((node.sessions.clone(), node.metrics.clone()));
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(pushes) = self
             .pushes
@@ -287,17 +275,17 @@ impl Cluster {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            tasks.push(tokio::spawn(listen(
-                self.inner.clone(),
-                state.clone(),
-                pushes,
-            )));
+            tasks.push(tokio::spawn(listen(node.kicks.clone(), pushes)));
         }
-        tasks.push(tokio::spawn(refresh_loop(self.inner.clone(), state)));
+        tasks.push(tokio::spawn(refresh_loop(
+            self.inner.clone(),
+            node.sessions,
+            node.metrics,
+            node.kicks,
+        )));
     }
 
-    /// Adds a new session to the registry (before the login is answered).
-    pub async fn register(&self, session: &Session, conn_id: u64) -> Result<(), StoreError> {
+    async fn register(&self, session: &Session, conn_id: u64) -> Result<(), StoreError> {
         let inner = &self.inner;
         let member = member(&inner.node_id, conn_id, &session.ce);
         inner
@@ -307,7 +295,7 @@ impl Cluster {
     }
 
     /// Removes a closed session from the registry, in the background (it expires anyway).
-    pub fn deregister(&self, session: &Session, conn_id: u64) {
+    fn deregister(&self, session: &Session, conn_id: u64) {
         let inner = self.inner.clone();
         let key = inner.keys.sessions(session.pid, session.uid);
         let member = member(&inner.node_id, conn_id, &session.ce);
@@ -328,11 +316,7 @@ impl Cluster {
         });
     }
 
-    /// The cluster part of a kickout: takes the user's matching sessions out of the registry
-    /// (except `keep`, a session of this node) and sends each other node holding one of them
-    /// a kick message. Returns how many sessions on other nodes were sent a kick; this
-    /// node's own sessions are the caller's to kick.
-    pub async fn kick_remote(
+    async fn kick_remote(
         &self,
         pid: i32,
         uid: i64,
@@ -374,23 +358,19 @@ impl Cluster {
             )
             .await?;
             sent += count;
-            inner.stats.sent.fetch_add(count as u64, Ordering::Relaxed);
+            if let Some((_, metrics)) = inner.node.get() {
+                metrics.kicks_sent(count, receivers == 0);
+            }
             if receivers == 0 {
                 // The node is dead (its sessions will expire) or its subscription is down
                 // (its next refresh finds the tombstones and kicks them).
-                inner
-                    .stats
-                    .undelivered
-                    .fetch_add(count as u64, Ordering::Relaxed);
                 tracing::warn!(node, count, "kick message reached no subscriber; the node's next registry refresh will apply it");
             }
         }
         Ok(sent)
     }
 
-    /// Stops the background tasks and takes this node's sessions out of the registry (at
-    /// graceful shutdown, before the connections close).
-    pub async fn leave(&self, state: &State) {
+    async fn leave(&self) {
         for task in self
             .tasks
             .lock()
@@ -400,8 +380,11 @@ impl Cluster {
             task.abort();
         }
         let inner = &self.inner;
+        let Some((sessions, _)) = inner.node.get() else {
+            return;
+        };
         let mut by_user: HashMap<(i32, i64), Vec<String>> = HashMap::new();
-        for (pid, uid, conn_id, ce) in state.sessions.snapshot() {
+        for (pid, uid, conn_id, ce) in sessions.snapshot() {
             by_user
                 .entry((pid, uid))
                 .or_default()
@@ -418,65 +401,6 @@ impl Cluster {
         if let Err(e) = bounded_redis(&inner.url, inner.timeout, pipe.exec_async(&mut conn)).await {
             tracing::warn!(error = %e, "could not take this node's sessions out of the registry; they expire within redis.session_ttl");
         }
-    }
-
-    /// The cluster metrics, in the Prometheus text format.
-    pub fn render_metrics(&self, out: &mut String) {
-        let s = &self.inner.stats;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let flag = |a: &AtomicBool| u8::from(a.load(Ordering::Relaxed));
-        let mut line = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        line(
-            "rtmd_cluster_registry_up",
-            "gauge",
-            "1 when the last refresh of this node's sessions in the Redis registry succeeded.",
-            &[("", u64::from(flag(&s.registry_up)))],
-        );
-        line(
-            "rtmd_cluster_subscribed",
-            "gauge",
-            "1 when this node's kick channel was subscribed at the last check.",
-            &[("", u64::from(flag(&s.subscribed)))],
-        );
-        line(
-            "rtmd_cluster_registered_sessions",
-            "gauge",
-            "Sessions of this node refreshed in the registry at the last refresh.",
-            &[("", get(&s.registered))],
-        );
-        line(
-            "rtmd_cluster_refresh_errors_total",
-            "counter",
-            "Registry refreshes that failed.",
-            &[("", get(&s.refresh_errors))],
-        );
-        line(
-            "rtmd_cluster_kicks_sent_total",
-            "counter",
-            "Sessions on other nodes this node sent a kick message for.",
-            &[("", get(&s.sent))],
-        );
-        line(
-            "rtmd_cluster_kicks_undelivered_total",
-            "counter",
-            "Kicks whose message reached no subscriber (applied at the owner's next refresh).",
-            &[("", get(&s.undelivered))],
-        );
-        line(
-            "rtmd_cluster_kicks_received_total",
-            "counter",
-            "Sessions of this node kicked on behalf of another node, by how the kick arrived.",
-            &[
-                ("{path=\"message\"}", get(&s.by_message)),
-                ("{path=\"refresh\"}", get(&s.by_refresh)),
-            ],
-        );
     }
 }
 
@@ -499,15 +423,16 @@ impl Inner {
         bounded_redis(&self.url, self.timeout, call.invoke_async(&mut conn)).await
     }
 
-    /// Kicks this node's sessions named by `(pid, uid, connection id)`.
-    fn kick_local(&self, state: &State, pid: i32, uid: i64, ids: &[u64]) -> usize {
-        state.kick_connections(&state.sessions.take_ids(pid, uid, ids))
-    }
-
-    /// Refreshes every session of this node in the registry and kicks those found kicked.
-    async fn refresh(self: &Arc<Self>, state: &State) {
+    /// Refreshes every session of this node in the registry, and hands those found kicked
+    /// to the gate. Returns `false` once the gate no longer takes kicks.
+    async fn refresh(
+        self: &Arc<Self>,
+        sessions: &Sessions,
+        metrics: &Metrics,
+        kicks: &mpsc::UnboundedSender<Kick>,
+    ) -> bool {
         let mut by_user: HashMap<(i32, i64), Vec<String>> = HashMap::new();
-        for (pid, uid, conn_id, ce) in state.sessions.snapshot() {
+        for (pid, uid, conn_id, ce) in sessions.snapshot() {
             by_user
                 .entry((pid, uid))
                 .or_default()
@@ -534,14 +459,16 @@ impl Inner {
                 match result {
                     Ok(kicked) => {
                         refreshed += count;
-                        let ids: Vec<u64> = kicked
-                            .iter()
-                            .filter_map(|m| parse_member(m))
-                            .map(|(_, conn_id)| conn_id)
-                            .collect();
-                        if !ids.is_empty() {
-                            let n = self.kick_local(state, pid, uid, &ids);
-                            self.stats.by_refresh.fetch_add(n as u64, Ordering::Relaxed);
+                        for (_, conn_id) in kicked.iter().filter_map(|m| parse_member(m)) {
+                            let kick = Kick {
+                                pid,
+                                uid,
+                                conn_id,
+                                by_refresh: true,
+                            };
+                            if kicks.send(kick).is_err() {
+                                return false;
+                            }
                         }
                     }
                     Err(e) => {
@@ -551,13 +478,8 @@ impl Inner {
                 }
             }
         }
-        self.stats.registered.store(refreshed, Ordering::Relaxed);
-        let was_up = self
-            .stats
-            .registry_up
-            .swap(failures == 0, Ordering::Relaxed);
+        let was_up = metrics.registry_refreshed(refreshed, failures);
         if let Some(e) = first_error {
-            self.stats.refresh_errors.fetch_add(1, Ordering::Relaxed);
             if was_up {
                 tracing::warn!(error = %e, failures, "cannot refresh this node's sessions in the Redis registry; retrying");
             }
@@ -567,17 +489,13 @@ impl Inner {
                 "the Redis registry is refreshed again"
             );
         }
-        self.check_subscription().await;
-        if let Err(e) = self.store.restore_token_keys(&self.ring).await {
-            tracing::debug!(error = %e, "could not check the token key ring in Redis");
-        } else if self.ring.is_empty() {
-            tracing::warn!("the token key ring is empty");
-        }
+        self.check_subscription(metrics).await;
+        true
     }
 
     /// Makes sure this node's channel is subscribed (Redis may have restarted while the
     /// automatic resubscription could not run).
-    async fn check_subscription(&self) {
+    async fn check_subscription(&self, metrics: &Metrics) {
         let mut conn = self.conn.clone();
         let numsub: Result<(String, i64), _> = bounded_redis(
             &self.url,
@@ -590,17 +508,18 @@ impl Inner {
         .await;
         let subscribed = match numsub {
             Ok((_, n)) if n > 0 => true,
-            Ok(_) => self.subscribe_again().await,
+            Ok(_) => self.subscribe_again(metrics.subscribed()).await,
             // Redis is unreachable: the refresh already said so.
             Err(_) => false,
         };
-        self.stats.subscribed.store(subscribed, Ordering::Relaxed);
+        metrics.set_subscribed(subscribed);
     }
 
     /// Subscribes to this node's channel again. The first attempt may fail only because it
     /// is what makes the subscriber reconnect (which also restores the subscription), so
-    /// there is a second one.
-    async fn subscribe_again(&self) -> bool {
+    /// there is a second one. `was_subscribed` decides whether a failure is news worth a
+    /// warning.
+    async fn subscribe_again(&self, was_subscribed: bool) -> bool {
         let mut subscriber = self.subscriber.clone();
         let mut last_error = None;
         for _ in 0..2 {
@@ -613,7 +532,7 @@ impl Inner {
                 Err(e) => last_error = Some(e),
             }
         }
-        if self.stats.subscribed.load(Ordering::Relaxed) {
+        if was_subscribed {
             if let Some(e) = last_error {
                 tracing::warn!(error = %e, "cannot subscribe to this node's kick channel; retrying at the next refresh");
             }
@@ -622,45 +541,48 @@ impl Inner {
     }
 }
 
-/// Applies the kick messages of this node's channel.
-async fn listen(
-    inner: Arc<Inner>,
-    state: Weak<State>,
-    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
-) {
+/// Hands the kick messages of this node's channel to the gate, a [`Kick`] per line. Ends
+/// when the gate no longer takes kicks.
+async fn listen(kicks: mpsc::UnboundedSender<Kick>, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
     while let Some(push) = pushes.recv().await {
         if push.kind != PushKind::Message {
             continue;
         }
-        let Some(state) = state.upgrade() else {
-            return;
-        };
         let payload = match push.data.get(1) {
             Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
             Some(redis::Value::SimpleString(text)) => text.clone(),
             _ => continue,
         };
         for (pid, uid, conn_id) in parse_message(&payload) {
-            let n = inner.kick_local(&state, pid, uid, &[conn_id]);
-            inner
-                .stats
-                .by_message
-                .fetch_add(n as u64, Ordering::Relaxed);
+            let kick = Kick {
+                pid,
+                uid,
+                conn_id,
+                by_refresh: false,
+            };
+            if kicks.send(kick).is_err() {
+                return;
+            }
         }
     }
 }
 
-/// Refreshes the registry every `session_ttl / 3`.
-async fn refresh_loop(inner: Arc<Inner>, state: Weak<State>) {
+/// Refreshes the registry every `session_ttl / 3`. Ends when the gate no longer takes
+/// kicks.
+async fn refresh_loop(
+    inner: Arc<Inner>,
+    sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
+    kicks: mpsc::UnboundedSender<Kick>,
+) {
     let period = (inner.session_ttl / 3).max(Duration::from_millis(10));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let Some(state) = state.upgrade() else {
+        if !inner.refresh(&sessions, &metrics, &kicks).await {
             return;
-        };
-        inner.refresh(&state).await;
+        }
     }
 }
 
