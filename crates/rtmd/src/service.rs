@@ -9,7 +9,7 @@ use crate::state::State;
 use crate::store::{EmbeddedOptions, EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::Tokens;
 use crate::{gate, server_api};
-use fpnn::server::{Server, ServerConfig};
+use fpnn::server::{Server, ServerBuilder, ServerConfig, ServerEncryption};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,6 +33,37 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A port's encryption key could not be loaded.
+    #[error(transparent)]
+    Encryption(#[from] crate::config::ConfigError),
+}
+
+/// Encrypts `builder`'s port when the configuration says so, and counts its encrypted
+/// connections in the metrics.
+fn with_encryption(
+    builder: ServerBuilder,
+    encryption: Option<ServerEncryption>,
+    port: &'static str,
+    state: &Arc<State>,
+) -> ServerBuilder {
+    let Some(encryption) = encryption else {
+        return builder;
+    };
+    tracing::info!(
+        port,
+        curve = %encryption.key().curve(),
+        policy = %encryption.get_policy(),
+        "encryption on"
+    );
+    let metrics = state.metrics.clone();
+    builder.encryption(encryption).on_key_exchange(move |conn| {
+        metrics.encrypted_opened(port);
+        let (conn, metrics) = (conn.clone(), metrics.clone());
+        tokio::spawn(async move {
+            conn.closed().await;
+            metrics.encrypted_closed(port);
+        });
+    })
 }
 
 /// The running service.
@@ -142,6 +173,7 @@ impl Rtmd {
             write_stall_timeout: Some(limits.write_stall_timeout),
         };
 
+        let (server_api_encryption, gate_encryption) = state.config.encryption.load()?;
         let listener = listen("server_api", &state.config.listen.server_api).await?;
         let (up, down) = (state.clone(), state.clone());
         let builder = Server::builder()
@@ -156,6 +188,7 @@ impl Rtmd {
                     .server_api_connections
                     .fetch_sub(1, Ordering::Relaxed);
             });
+        let builder = with_encryption(builder, server_api_encryption, "server_api", &state);
         let server_api = server_api::routes(builder, state.clone())
             .serve(listener)
             .map_err(|source| StartError::Listen {
@@ -165,7 +198,13 @@ impl Rtmd {
             })?;
 
         let listener = listen("gate", &state.config.listen.gate).await?;
-        let gate = gate::routes(Server::builder().config(server_config), state.clone())
+        let builder = with_encryption(
+            Server::builder().config(server_config),
+            gate_encryption,
+            "gate",
+            &state,
+        );
+        let gate = gate::routes(builder, state.clone())
             .serve(listener)
             .map_err(|source| StartError::Listen {
                 what: "gate",

@@ -152,9 +152,20 @@ pub struct ServerBuilder {
     on_close: Option<CloseHook>,
     #[cfg(feature = "encryption")]
     encryption: Option<ServerEncryption>,
+    #[cfg(feature = "encryption")]
+    on_key_exchange: Option<ConnectHook>,
 }
 
 impl ServerBuilder {
+    /// Called when a connection has switched to encryption (a `*key` exchange succeeded),
+    /// before its next quest is read: for metrics of encrypted and plain connections
+    /// ([`Connection::is_encrypted`] tells them apart in [`ServerBuilder::on_close`]).
+    #[cfg(feature = "encryption")]
+    pub fn on_key_exchange(mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) -> Self {
+        self.on_key_exchange = Some(Arc::new(hook));
+        self
+    }
+
     /// Lets clients encrypt their connections with the `*key` exchange, with this static key
     /// and policy (see [`ServerEncryption`]). Without it, `*key` closes the connection.
     #[cfg(feature = "encryption")]
@@ -289,6 +300,8 @@ impl ServerBuilder {
             on_close: self.on_close,
             #[cfg(feature = "encryption")]
             encryption: self.encryption,
+            #[cfg(feature = "encryption")]
+            on_key_exchange: self.on_key_exchange,
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
@@ -322,6 +335,8 @@ struct Shared {
     on_close: Option<CloseHook>,
     #[cfg(feature = "encryption")]
     encryption: Option<ServerEncryption>,
+    #[cfg(feature = "encryption")]
+    on_key_exchange: Option<ConnectHook>,
     connections: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
     stopping: AtomicBool,
@@ -363,6 +378,8 @@ impl Server {
             on_close: None,
             #[cfg(feature = "encryption")]
             encryption: None,
+            #[cfg(feature = "encryption")]
+            on_key_exchange: None,
         }
     }
 
@@ -538,6 +555,9 @@ impl ServerHandler {
             match link.update(|conn, _| conn.accept_key(key, quest)) {
                 Ok(request) => {
                     self.encrypted = true;
+                    if let Some(hook) = &self.shared.on_key_exchange {
+                        hook(&self.conn);
+                    }
                     tracing::debug!(peer = %link.peer(), mode = ?request.mode, bits = request.bits.bits(), "connection encrypted");
                 }
                 Err(reason) => {
