@@ -76,34 +76,24 @@ async fn the_server_api_requires_and_the_gate_allows_encryption() {
                 .bits(Bits::Aes256),
         )
         .build();
-    let auth = |token: &str| {
-        Value::map()
-            .with("pid", PID)
-            .with("uid", 7)
-            .with("token", token)
-            .with("version", "test")
-    };
-    let answer = within(
-        "encrypted auth",
-        gate_encrypted.quest("auth", &auth(&token)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        answer.get("ok").and_then(Value::as_bool),
-        Some(true),
-        "{answer:?}"
-    );
     let gate_plain = Client::builder(server.gate()).quest_timeout(WAIT).build();
     let token2 = within("gettoken", encrypted.get_token(7)).await.unwrap();
-    let answer = within("plain auth", gate_plain.quest("auth", &auth(&token2)))
-        .await
-        .unwrap();
-    assert_eq!(
-        answer.get("ok").and_then(Value::as_bool),
-        Some(true),
-        "{answer:?}"
-    );
+    for (what, gate, token) in [
+        ("encrypted auth", &gate_encrypted, &token),
+        ("plain auth", &gate_plain, &token2),
+    ] {
+        let auth = Value::map()
+            .with("pid", PID)
+            .with("uid", 7)
+            .with("token", token.as_str())
+            .with("version", "test");
+        let answer = within(what, gate.quest("auth", &auth)).await.unwrap();
+        assert_eq!(
+            answer.get("ok").and_then(Value::as_bool),
+            Some(true),
+            "{what}: {answer:?}"
+        );
+    }
 
     let (_, scrape) = http_get(server.admin(), "/metrics").await;
     let gate = "rtmd_connections_by_encryption{port=\"gate\",encryption=";
