@@ -2,14 +2,14 @@
 
 use crate::admin::Admin;
 use crate::cluster::Cluster;
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, StoreKind, TlsFiles};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::state::State;
 use crate::store::{EmbeddedOptions, EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::Tokens;
 use crate::{gate, server_api};
-use fpnn::server::{Server, ServerConfig};
+use fpnn::server::{Server, ServerBuilder, ServerConfig};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,6 +33,14 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A listener's TLS certificate or key could not be loaded.
+    #[error("TLS of the {what} listener: {source}")]
+    Tls {
+        /// Which listener.
+        what: &'static str,
+        /// Why (names the file at fault).
+        source: fpnn::web::tls::TlsError,
+    },
 }
 
 /// The running service.
@@ -42,6 +50,24 @@ pub struct Rtmd {
     gate: Server,
     admin: Option<Admin>,
     health: JoinHandle<()>,
+}
+
+/// A server builder with the listener's web and TLS settings.
+fn web_and_tls(
+    builder: ServerBuilder,
+    what: &'static str,
+    web: bool,
+    tls: Option<&TlsFiles>,
+) -> Result<ServerBuilder, StartError> {
+    let builder = builder.web(web);
+    match tls {
+        None => Ok(builder),
+        Some(files) => {
+            let config = fpnn::web::tls::server_config(&files.cert, &files.key)
+                .map_err(|source| StartError::Tls { what, source })?;
+            Ok(builder.tls(config))
+        }
+    }
 }
 
 async fn listen(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
@@ -142,9 +168,22 @@ impl Rtmd {
             write_stall_timeout: Some(limits.write_stall_timeout),
         };
 
+        let listen_config = &state.config.listen;
+        let server_api_builder = web_and_tls(
+            Server::builder(),
+            "server_api",
+            listen_config.web,
+            listen_config.server_api_tls.as_ref(),
+        )?;
+        let gate_builder = web_and_tls(
+            Server::builder(),
+            "gate",
+            listen_config.web,
+            listen_config.gate_tls.as_ref(),
+        )?;
         let listener = listen("server_api", &state.config.listen.server_api).await?;
         let (up, down) = (state.clone(), state.clone());
-        let builder = Server::builder()
+        let builder = server_api_builder
             .config(server_config.clone())
             .on_connect(move |_| {
                 up.metrics
@@ -165,7 +204,7 @@ impl Rtmd {
             })?;
 
         let listener = listen("gate", &state.config.listen.gate).await?;
-        let gate = gate::routes(Server::builder().config(server_config), state.clone())
+        let gate = gate::routes(gate_builder.config(server_config), state.clone())
             .serve(listener)
             .map_err(|source| StartError::Listen {
                 what: "gate",
