@@ -4,6 +4,7 @@
 //! `wss://` and FPNN over TLS.
 #![cfg(feature = "tls")]
 
+mod http_util;
 mod web_echo;
 
 use bytes::BytesMut;
@@ -12,6 +13,7 @@ use fpnn::server::{Connection, Server};
 use fpnn::web::tls::{self, rustls, tokio_rustls};
 use fpnn::web::ws::{ClientHandshake, Incoming, WebSocket};
 use fpnn::{ErrorAnswer, Format, Frame, FrameDecoder, Quest, Value, DEFAULT_MAX_FRAME};
+use http_util::{read_responses, read_to_close};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -58,45 +60,16 @@ async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> (Server, Seen) {
     (builder.bind("127.0.0.1:0").await.unwrap(), seen)
 }
 
-/// Reads until the peer closes; everything it sent.
-async fn read_to_close<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
-    let mut all = Vec::new();
-    tokio::time::timeout(LIMIT, stream.read_to_end(&mut all))
+/// Reads `n` HTTP responses: status and body.
+async fn read_bodies<S: AsyncRead + Unpin>(stream: &mut S, n: usize) -> Vec<(u16, String)> {
+    read_responses(stream, n)
         .await
-        .expect("the server closes")
-        .ok();
-    all
-}
-
-/// Reads `n` HTTP responses (Content-Length framed): status and body.
-async fn read_responses<S: AsyncRead + Unpin>(stream: &mut S, n: usize) -> Vec<(u16, String)> {
-    let mut buf = BytesMut::new();
-    let mut responses = Vec::new();
-    while responses.len() < n {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        if let Ok(httparse::Status::Complete(head)) = response.parse(&buf) {
-            let length: usize = response
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                .expect("a Content-Length");
-            if buf.len() >= head + length {
-                let code = response.code.unwrap_or(0);
-                let all = buf.split_to(head + length);
-                let text = String::from_utf8_lossy(&all[head..]).into_owned();
-                responses.push((code, text));
-                continue;
-            }
-        }
-        let read = tokio::time::timeout(LIMIT, stream.read_buf(&mut buf)).await;
-        assert!(
-            matches!(read, Ok(Ok(n)) if n > 0),
-            "connection ended after {responses:?}"
-        );
-    }
-    responses
+        .into_iter()
+        .map(|(code, all)| {
+            let body = all.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            (code, body.to_owned())
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -108,14 +81,14 @@ async fn http_calls_run_the_handlers_with_keep_alive() {
         .await
         .unwrap();
     assert_eq!(
-        read_responses(&mut s, 1).await,
+        read_bodies(&mut s, 1).await,
         [(200, "{\"uid\":1}".to_owned())]
     );
     s.write_all(b"GET /service/echo?fpnn=%7B%22t%22%3A%22a%3D%3D%22%7D HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
     assert_eq!(
-        read_responses(&mut s, 1).await,
+        read_bodies(&mut s, 1).await,
         [(200, "{\"t\":\"a==\"}".to_owned())]
     );
     // Pipelined: answers in request order.
@@ -126,7 +99,7 @@ async fn http_calls_run_the_handlers_with_keep_alive() {
     )
     .await
     .unwrap();
-    let r = read_responses(&mut s, 3).await;
+    let r = read_bodies(&mut s, 3).await;
     assert_eq!(
         r[0],
         (
@@ -162,7 +135,7 @@ async fn an_http_body_longer_than_the_read_buffer() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(body.as_bytes()).await.unwrap();
-    let r = read_responses(&mut s, 1).await;
+    let r = read_bodies(&mut s, 1).await;
     assert_eq!(r, [(200, body)]);
 }
 
@@ -468,7 +441,7 @@ async fn wss_https_fpnn_over_tls_and_plain_on_one_tls_listener() {
         .await
         .unwrap();
     assert_eq!(
-        read_responses(&mut s, 1).await,
+        read_bodies(&mut s, 1).await,
         [(200, "{\"a\":1}".to_owned())]
     );
 
@@ -479,7 +452,7 @@ async fn wss_https_fpnn_over_tls_and_plain_on_one_tls_listener() {
     s.write_all(b"GET /service/echo HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
-    assert_eq!(read_responses(&mut s, 1).await, [(200, "{}".to_owned())]);
+    assert_eq!(read_bodies(&mut s, 1).await, [(200, "{}".to_owned())]);
 
     // A client that does not trust the certificate is refused.
     let other = TestPki::new("server_web_other");

@@ -239,7 +239,7 @@ async fn browser_session(test: &str, use_tls: bool) {
             html: include_str!("../../../test-support/browser/gate.html"),
             query: &query,
             extra_flags: &flags,
-            timeout: Duration::from_secs(45),
+            timeout: Duration::from_secs(55),
         })
     })
     .await
