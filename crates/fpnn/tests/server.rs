@@ -555,26 +555,39 @@ async fn a_peer_that_never_reads_gets_backpressure_not_memory() {
         .cycle()
         .take(ping.len() * 1000)
         .collect();
-    // Write until the kernel's buffers are full too (a write that does not finish).
-    let mut written = 0usize;
-    let write = Duration::from_millis(500);
-    while let Ok(result) = tokio::time::timeout(write, flood.write_all(&batch)).await {
-        result.unwrap();
-        written += 1000;
-        assert!(written < 10_000_000, "the server never stopped reading");
-    }
-    let queued = conn.queued_bytes();
+    // A writer that never stops on its own: it blocks once the server stops reading and the
+    // kernel's buffers are full. (Not a timed write loop: how fast the server reads depends
+    // on the machine's load, and a cancelled write would cut a frame.)
+    let writer = tokio::spawn(async move {
+        let mut written = 0usize;
+        loop {
+            if flood.write_all(&batch).await.is_err() {
+                return written;
+            }
+            written += 1000;
+            if written >= 10_000_000 {
+                return written;
+            }
+        }
+    });
     let high_water = fpnn::server::ServerConfig::default().outbound_high_water;
-    assert!(
-        queued >= high_water,
-        "stopped at the high-water mark: {queued}"
-    );
+    within("the queue to reach the high-water mark", async {
+        while conn.queued_bytes() < high_water {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Once there, the server reads no more: the queue stays put while the writer is blocked.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "the server never stopped reading");
+    let queued = conn.queued_bytes();
     assert!(queued < high_water + 1024, "and not far past it: {queued}");
     // Another client is served meanwhile.
     let client = Client::new(server.local_addr().to_string());
     let answer = within("echo", client.quest("echo", &numbered(1))).await;
     assert_eq!(answer.unwrap(), numbered(1));
     assert!(!conn.is_closed());
+    writer.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

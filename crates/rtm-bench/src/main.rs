@@ -14,6 +14,7 @@
 //! target/release/rtm-bench auth -w 32                # logins a second
 //! target/release/rtm-bench idle -k 15000             # RSS per logged-in connection
 //! target/release/rtm-bench kickout -u 2000 --rate 500
+//! target/release/rtm-bench sustained                 # 50,000 gettoken/s for 10 min, default rtmd
 //! target/release/rtm-bench flood --kind server-api -c 1 --seconds 15   # a peer that never reads
 //! ```
 
@@ -29,7 +30,7 @@ mod wire;
 
 use clap::{Args, Parser, Subcommand};
 use report::{Report, Run, Verdict};
-use scenario::{auth, flood, idle, kickout, server_api};
+use scenario::{auth, flood, idle, kickout, server_api, sustained};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,8 +80,7 @@ struct Global {
     #[arg(long, global = true, default_value_t = 2.0)]
     warmup: f64,
     /// `limits.replay_capacity` of the rtmd the bench starts (requests remembered against
-    /// replays); the default of rtmd, 4 Mi, fills up in seconds at these rates. 0 leaves
-    /// rtmd's default.
+    /// replays): rtmd's default, 16 Mi. 0 writes no setting (for builds without it).
     #[arg(long, global = true, default_value_t = 16 << 20)]
     replay_capacity: usize,
 }
@@ -153,6 +153,23 @@ enum Command {
         /// Kickouts a second.
         #[arg(long, default_value_t = 500.0)]
         rate: f64,
+    },
+    /// A sustained open-loop gettoken load against an rtmd with its default configuration
+    /// (replay window included): its RSS and replay window sampled over the run. The
+    /// global --duration, --replay-capacity do not apply (--warmup does).
+    Sustained {
+        /// Quests a second.
+        #[arg(long, default_value_t = 50_000.0)]
+        rate: f64,
+        /// Measured seconds (bounded: at most an hour).
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+        /// Connections the load is spread over.
+        #[arg(short = 'c', long, default_value_t = 4)]
+        connections: usize,
+        /// Seconds between two samples of rtmd's RSS and metrics.
+        #[arg(long, default_value_t = 5.0)]
+        sample_every: f64,
     },
     /// Hostile peers: connections that pipeline quests for a while and never read; a second
     /// client's gettoken latency and the server's RSS during and after.
@@ -228,6 +245,12 @@ impl Rtmds<'_> {
     /// A fresh rtmd (so that each scenario starts from an empty replay window and heap), or
     /// the running one.
     fn get(&mut self) -> Result<Target, String> {
+        self.get_with(self.global.replay_capacity)
+    }
+
+    /// [`get`](Self::get), a fresh rtmd with a replay window of `replay_capacity` requests
+    /// (0: rtmd's default).
+    fn get_with(&mut self, replay_capacity: usize) -> Result<Target, String> {
         if let Some(server_api) = self.global.server_api {
             let gate = self
                 .global
@@ -248,12 +271,7 @@ impl Rtmds<'_> {
         }
         let dir = target::temp_data_dir();
         self.dirs.push(dir.clone());
-        let t = Target::start_rtmd(
-            &self.bin(),
-            &dir,
-            self.global.replay_capacity,
-            &self.extra_limits,
-        )?;
+        let t = Target::start_rtmd(&self.bin(), &dir, replay_capacity, &self.extra_limits)?;
         eprintln!(
             "started rtmd (pid {}) server_api={} gate={} data={}",
             t.os_pid.unwrap_or(0),
@@ -440,6 +458,26 @@ fn run_command(cli: &Cli, report: &mut Report) -> Result<(), String> {
                 rate: *rate,
             };
             push(report, kickout::run(&rtmd, &tokens, &opts)?);
+        }
+        Command::Sustained {
+            rate,
+            seconds,
+            connections,
+            sample_every,
+        } => {
+            if !(*rate > 0.0 && *rate <= 2_000_000.0) {
+                return Err(format!("--rate {rate}: between 0 and 2,000,000 a second"));
+            }
+            let opts = sustained::Options {
+                rate: *rate,
+                duration: secs(seconds.clamp(1.0, 3600.0)),
+                warmup: secs(global.warmup),
+                connections: (*connections).max(1),
+                sample_every: secs(sample_every.max(0.5)),
+            };
+            // rtmd's own default replay window: what the scenario is about.
+            let rtmd = rtmds.get_with(0)?;
+            push(report, sustained::run(&rtmd, &opts)?);
         }
         Command::Flood {
             kind,

@@ -101,6 +101,50 @@ pub struct Run {
     pub extra: BTreeMap<String, f64>,
     /// Notes (what was measured, anything odd).
     pub notes: Vec<String>,
+    /// The server sampled during the run (the sustained scenario), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Sample>,
+}
+
+/// The server at one moment of a long run.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Sample {
+    /// Seconds since the run started (its warm-up included).
+    pub t_s: f64,
+    /// Its resident memory, MiB.
+    pub rss_mib: Option<f64>,
+    /// Requests its replay window remembers (`rtmd_replay_window_entries`).
+    pub window_entries: Option<f64>,
+    /// Its replay window's capacity.
+    pub window_capacity: Option<f64>,
+    /// `gettoken` calls answered so far, by the server's count.
+    pub answered: Option<f64>,
+    /// `gettoken` calls refused so far, by code, by the server's count.
+    pub errors: BTreeMap<String, f64>,
+}
+
+impl Sample {
+    /// One line for progress output.
+    pub fn describe(&self) -> String {
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map(|v| format!("{v:.digits$}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(code, n)| format!("{code}: {n:.0}"))
+            .collect();
+        format!(
+            "t {:>6.1} s  rss {} MiB  window {} / {}  answered {}  errors [{}]",
+            self.t_s,
+            opt(self.rss_mib, 1),
+            opt(self.window_entries, 0),
+            opt(self.window_capacity, 0),
+            opt(self.answered, 0),
+            errors.join(", ")
+        )
+    }
 }
 
 impl Run {

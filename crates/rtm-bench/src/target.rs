@@ -20,6 +20,8 @@ pub struct Target {
     pub gate: SocketAddr,
     /// Its operating-system process id, when known (for RSS and CPU).
     pub os_pid: Option<u32>,
+    /// Its admin port (`/metrics`), when known.
+    pub admin: Option<SocketAddr>,
     /// The project id and secret.
     pub pid: i32,
     /// The project's secret.
@@ -115,11 +117,25 @@ fn field(fields: &[(String, String)], key: &str, what: &str) -> Result<SocketAdd
     Ok(addr)
 }
 
+/// The admin address of rtmd's ready line (`admin=ADDR`, or `admin=off`; older builds
+/// wrote `admin=Some(ADDR)`), if it is a loopback one.
+fn admin_field(fields: &[(String, String)]) -> Option<SocketAddr> {
+    let value = fields.iter().find(|(k, _)| k == "admin")?.1.as_str();
+    let value = value
+        .strip_prefix("Some(")
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or(value);
+    value
+        .parse()
+        .ok()
+        .filter(|a: &SocketAddr| a.ip().is_loopback())
+}
+
 impl Target {
     /// Starts `rtmd` (the binary at `bin`) on free loopback ports, with a configuration file
     /// written into `data_dir`: the development project's pid, a fresh secret, and a replay
-    /// window of `replay_capacity` requests (the default one fills up within seconds at the
-    /// rates measured here; see BENCHMARKS.md). Waits for its ready line.
+    /// window of `replay_capacity` requests (0: no setting, rtmd's default). Waits for its
+    /// ready line.
     pub fn start_rtmd(
         bin: &Path,
         data_dir: &Path,
@@ -178,6 +194,7 @@ impl Target {
             name: "rtmd".into(),
             server_api: field(&fields, "server_api", "rtmd")?,
             gate: field(&fields, "gate", "rtmd")?,
+            admin: admin_field(&fields),
             os_pid: Some(child.id()),
             pid: DEV_PID,
             secret,
@@ -201,6 +218,7 @@ impl Target {
             name: "limit".into(),
             server_api: addr,
             gate: addr,
+            admin: None,
             os_pid: Some(child.id()),
             pid: DEV_PID,
             secret: "any".into(),
@@ -222,6 +240,7 @@ impl Target {
             name: "rtmd".into(),
             server_api,
             gate,
+            admin: None,
             os_pid,
             pid,
             secret,

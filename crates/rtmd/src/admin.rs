@@ -88,6 +88,9 @@ async fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
     match (method, path) {
         ("GET", "/metrics") => {
             let mut body = state.metrics.render(state.sessions.len());
+            if let Some(window) = state.store.replay_window() {
+                crate::metrics::render_replay_window(&mut body, &window);
+            }
             if let Some(cluster) = &state.cluster {
                 cluster.render_metrics(&mut body);
             }

@@ -20,7 +20,7 @@
 //! idle_timeout = "60s"
 //! auth_timeout = "5s"
 //! client_ping_interval = "20s"
-//! replay_capacity = 4194304         # requests remembered against replays (~35 B each)
+//! replay_capacity = 16777216        # requests remembered against replays (~12.2 B each)
 //! kickout_grace = "1s"               # a kicked connection is left to the client to close this long
 //! read_buffer = 16384                # input held per connection
 //! frame_memory = 67108864            # per port, for frames longer than read_buffer
@@ -202,14 +202,17 @@ pub struct Limits {
     /// How long graceful shutdown waits for in-flight calls. Default 10 s.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
-    /// How many server API requests the replay window of the embedded store remembers
-    /// (about 35 bytes each). A request is kept until its `ts` leaves the project's
-    /// `sign_window` (about `sign_window` for a client whose clock is right), so this bounds
-    /// the sustained rate of signed calls to about `replay_capacity / sign_window`: with the
-    /// defaults (4 Mi requests, 300 s), some 14,000 calls a second; beyond that, calls fail
-    /// (200999, "replay window full") until entries expire. Size it for the node's peak
-    /// rate. Default 4194304. (In cluster mode the window lives in Redis, with no such cap;
-    /// projects with `replay = "off"` use none of it.)
+    /// How many server API requests the replay window of the embedded store remembers at
+    /// once, exactly (about 12.2 bytes each, allocated at start and resident as the table
+    /// is written: 195 MiB at the default). A request is kept until its `ts` leaves the
+    /// project's `sign_window`, rounded up to a whole second (at most `sign_window + 2 s`
+    /// for a client whose clock is right, `2 × sign_window + 2 s` for one whose clock runs
+    /// the whole window ahead), so this bounds the sustained rate of signed calls to
+    /// `replay_capacity / (sign_window + 2 s)`: with the defaults (16 Mi requests, 300 s),
+    /// about 55,500 calls a second; beyond that, calls fail (200999, "replay window full",
+    /// logged as a warning) until entries expire. Size it for the node's peak rate.
+    /// Default 16777216, at most 4294967295. (In cluster mode the window lives in Redis,
+    /// with no such cap; projects with `replay = "off"` use none of it.)
     pub replay_capacity: usize,
     /// After the gate pushes `kickout` to a connection, its session is over at once, but
     /// the connection is left to the client to close for this long; then the gate closes
@@ -321,7 +324,8 @@ pub struct Project {
     /// Several logins per user (default); when off, a new login kicks the older ones.
     #[serde(default = "yes")]
     pub multi_login: bool,
-    /// Accepted distance between a quest's `ts` and the server clock. Default 300 s.
+    /// Accepted distance between a quest's `ts` and the server clock. Default 300 s, at
+    /// most 1 h (the replay window remembers a request for up to twice this).
     #[serde(default = "default_sign_window", deserialize_with = "duration")]
     pub sign_window: Duration,
     /// Accept the pre-2020 signature without `ts`. Default off.
@@ -366,6 +370,10 @@ fn default_store() -> String {
 fn default_token_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
 }
+/// The longest `sign_window`: the replay window remembers a request for at most
+/// [`crate::store::MAX_REPLAY_TTL`], twice this plus a second.
+pub const MAX_SIGN_WINDOW: Duration = Duration::from_secs(3600);
+
 fn default_sign_window() -> Duration {
     Duration::from_secs(300)
 }
@@ -479,6 +487,12 @@ impl Config {
         if limits.replay_capacity == 0 {
             return Err(invalid("limits.replay_capacity", "must be at least 1"));
         }
+        if limits.replay_capacity > crate::store::MAX_REPLAY_CAPACITY {
+            return Err(invalid(
+                "limits.replay_capacity",
+                format!("must be at most {}", crate::store::MAX_REPLAY_CAPACITY),
+            ));
+        }
         for (field, value, least) in [
             ("limits.read_buffer", limits.read_buffer, 64),
             ("limits.outbound_budget", limits.outbound_budget, 64),
@@ -572,6 +586,12 @@ impl Config {
             }
             if p.sign_window.is_zero() {
                 return Err(invalid(at("sign_window"), "must be longer than zero"));
+            }
+            if p.sign_window > MAX_SIGN_WINDOW {
+                return Err(invalid(
+                    at("sign_window"),
+                    "must be at most 1h (a request is remembered against replays for up to twice the window)",
+                ));
             }
             if p.max_devices == 0 {
                 return Err(invalid(at("max_devices"), "must be at least 1"));
@@ -821,5 +841,28 @@ mod tests {
         assert_eq!(a.projects[0].pid, DEV_PID);
         assert_eq!(a.projects[0].secrets, b.projects[0].secrets);
         assert_eq!(a.projects[0].secrets[0].len(), 32);
+    }
+
+    #[test]
+    fn the_replay_window_and_the_sign_window_are_bounded() {
+        let project = "[[projects]]\npid = 1\nsecrets = [\"a\"]\n";
+        let e = refused(&format!("[limits]\nreplay_capacity = 0\n{project}"));
+        assert!(e.contains("replay_capacity"), "{e}");
+        let e = refused(&format!(
+            "[limits]\nreplay_capacity = 4294967296\n{project}"
+        ));
+        assert!(e.contains("at most 4294967295"), "{e}");
+        let c = Config::from_toml(&format!("[limits]\nreplay_capacity = 100\n{project}")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.limits.replay_capacity, 100);
+        let e = refused(&format!("{project}sign_window = \"61m\"\n"));
+        assert!(e.contains("sign_window") && e.contains("1h"), "{e}");
+        let c = Config::from_toml(&format!("{project}sign_window = \"1h\"\n")).unwrap();
+        c.validate().unwrap();
+        // The longest window's replay ttl is one the window takes.
+        assert_eq!(
+            MAX_SIGN_WINDOW * 2 + Duration::from_secs(1),
+            crate::store::MAX_REPLAY_TTL
+        );
     }
 }

@@ -47,9 +47,10 @@
 //!   signature check never lets through: `u64::MAX` and the XXH3-128 of the value).
 //!
 //! Two distinct requests get the same 128-bit fingerprint with probability about 2^-128 per
-//! pair. The in-process window keeps 64 bits of it ([`crate::store`]): there a distinct
-//! request is refused as a replay with probability `N / 2^64` for `N` live entries, about
-//! 2^-42 (one call in four trillion) at the default capacity of 4 Mi entries.
+//! pair. The in-process window ([`crate::store::ReplayWindow`]) places a request by the
+//! first 8 bytes and keeps 40 bits folded from all 16: there a distinct request is refused
+//! as a replay with probability at most `12 / 2^40` (about one call in 90 billion) at any
+//! fill it allows; its documentation has the arithmetic.
 //!
 //! # What each mode protects against
 //!

@@ -1,6 +1,7 @@
 //! Prometheus metrics, rendered in the text exposition format at `/metrics`.
 
 use crate::sessions::KickClose;
+use crate::store::ReplayWindowStats;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -252,9 +253,65 @@ impl Metrics {
     }
 }
 
+/// Appends the gauges of the in-process replay window to `out`.
+pub fn render_replay_window(out: &mut String, window: &ReplayWindowStats) {
+    let gauges = [
+        (
+            "rtmd_replay_window_entries",
+            "gauge",
+            "Server API requests the replay window remembers now.",
+            window.entries as u64,
+        ),
+        (
+            "rtmd_replay_window_capacity",
+            "gauge",
+            "Requests the replay window remembers at most (limits.replay_capacity); when full, signed calls fail with 200999.",
+            window.capacity as u64,
+        ),
+        (
+            "rtmd_replay_window_bytes",
+            "gauge",
+            "The replay window's table, in bytes (resident once written to).",
+            window.memory_bytes as u64,
+        ),
+        (
+            "rtmd_replay_window_refused_total",
+            "counter",
+            "Signed calls refused because the replay window was full.",
+            window.refused,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_the_replay_window() {
+        let mut text = String::new();
+        render_replay_window(
+            &mut text,
+            &ReplayWindowStats {
+                entries: 3,
+                capacity: 100,
+                memory_bytes: 1280,
+                refused: 2,
+            },
+        );
+        assert!(text
+            .contains("# TYPE rtmd_replay_window_entries gauge\nrtmd_replay_window_entries 3\n"));
+        assert!(text.contains("rtmd_replay_window_capacity 100\n"));
+        assert!(text.contains("rtmd_replay_window_bytes 1280\n"));
+        assert!(text.contains(
+            "# TYPE rtmd_replay_window_refused_total counter\nrtmd_replay_window_refused_total 2\n"
+        ));
+    }
 
     #[test]
     fn renders_counters() {

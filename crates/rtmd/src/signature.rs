@@ -83,9 +83,13 @@ pub fn check<'a>(
                     ),
                 ));
             }
-            // Until `ts` leaves the window, plus a second for the clock's granularity.
+            // Until `ts` leaves the window, plus a second for the clock's granularity: the
+            // ts check passes while `now_secs <= ts + window`, which lasts until the Unix
+            // second `ts + window + 1` begins. At most `2 × window + 1` (a ts at the
+            // window's future edge): no less, or the last second of it would be forgotten.
             let left = ts + i128::from(window.as_secs()) - i128::from(now_secs) + 1;
-            Duration::from_secs(u64::try_from(left.max(1)).unwrap_or(1)).min(window * 2)
+            Duration::from_secs(u64::try_from(left.max(1)).unwrap_or(1))
+                .min(window * 2 + Duration::from_secs(1))
         }
         None => {
             if !project.legacy_sign {
@@ -305,7 +309,8 @@ mod tests {
         // The default window is 300 s.
         assert_eq!(ttl(NOW), Duration::from_secs(301));
         assert_eq!(ttl(NOW - 300), Duration::from_secs(1));
-        assert_eq!(ttl(NOW + 300), Duration::from_secs(600));
+        // The future edge: the ts passes the check until NOW + 600 has passed.
+        assert_eq!(ttl(NOW + 300), Duration::from_secs(601));
         let legacy = Value::map()
             .with("pid", 7)
             .with("sign", sign_legacy(7, "new-secret", 5))

@@ -688,3 +688,49 @@ async fn the_blocking_client_makes_every_call() {
     let gate = GateClient::connect(&server.gate()).await;
     gate.refused(PID, 90, &token).await;
 }
+
+#[tokio::test]
+async fn replay_capacity_is_exact_and_a_full_window_answers_200999() {
+    // Issue 12: `replay_capacity = 100` became 256 requests split over shards, and calls
+    // failed from the 15th on. Through the configuration and the embedded store, as rtmd
+    // runs: exactly 100 distinct calls are answered, the 101st is refused (and counted),
+    // replays are still refused as replays.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = loopback_config(dir.path(), vec![project(PID, SECRET)]);
+    config.limits.replay_capacity = 100;
+    config.validate().expect("valid configuration");
+    let rtmd = within("start rtmd", rtmd::Rtmd::start(config))
+        .await
+        .expect("rtmd starts");
+    let raw = fpnn::client::Client::builder(rtmd.server_api_addr().to_string())
+        .quest_timeout(WAIT)
+        .build();
+    let first = signed_now("gettoken", 1);
+    within("call 1", raw.quest("gettoken", &first))
+        .await
+        .expect("call 1 is answered");
+    for uid in 2..=100 {
+        within("call", raw.quest("gettoken", &signed_now("gettoken", uid)))
+            .await
+            .unwrap_or_else(|e| panic!("call {uid} of 100: {e}"));
+    }
+    let e = answer_error(
+        within(
+            "call 101",
+            raw.quest("gettoken", &signed_now("gettoken", 101)),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 200999, "{e}");
+    assert!(e.ex.contains("replay window is full (100 requests)"), "{e}");
+    let e = answer_error(within("replay", raw.quest("gettoken", &first)).await);
+    assert_eq!(e.code, 200006, "{e}");
+
+    let admin = rtmd.admin_addr().expect("admin port");
+    let (_, page) = http_get(admin, "/metrics").await;
+    assert_eq!(metric(&page, "rtmd_replay_window_entries"), 100.0, "{page}");
+    assert_eq!(metric(&page, "rtmd_replay_window_capacity"), 100.0);
+    assert_eq!(metric(&page, "rtmd_replay_window_refused_total"), 1.0);
+    assert_eq!(metric(&page, "rtmd_replay_window_bytes"), 20.0 * 64.0);
+    within("shutdown", rtmd.shutdown()).await;
+}

@@ -524,10 +524,12 @@ async fn serve_connection(stream: TcpStream, conn: Connection, shared: Arc<Share
     tracing::debug!(%peer, id, reason = %reason, "connection closed");
     shared.connections().remove(&id);
     shared.open.fetch_sub(1, Ordering::AcqRel);
-    link.mark_finished();
+    // The hook runs before the connection counts as finished, so that a graceful shutdown
+    // returns only once every closed connection's hook has run.
     if let Some(hook) = &shared.on_close {
         hook(&conn, &reason);
     }
+    link.mark_finished();
 }
 
 /// How long a TLS listener waits for the first byte of a connection and then for the TLS

@@ -1,10 +1,12 @@
-//! The scenarios: server API load, logins, idle connections, kickout latency, floods.
+//! The scenarios: server API load, logins, idle connections, kickout latency, floods, a
+//! sustained load.
 
 pub mod auth;
 pub mod flood;
 pub mod idle;
 pub mod kickout;
 pub mod server_api;
+pub mod sustained;
 
 use crate::target::Target;
 use std::sync::atomic::{AtomicU64, Ordering};

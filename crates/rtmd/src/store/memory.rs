@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::replay::{ReplayWindow, DEFAULT_REPLAY_CAPACITY};
+use super::replay::{ReplayWindow, ReplayWindowStats, DEFAULT_REPLAY_CAPACITY};
 use super::{DeviceRecord, Result, Store, StoreError, TokenKey, FIRST_TOKEN_KEY_ID};
 use crate::fingerprint::Fingerprint;
 
@@ -48,7 +48,7 @@ impl MemoryStore {
         Self::with_replay_capacity(DEFAULT_REPLAY_CAPACITY)
     }
 
-    /// An empty store whose replay window keeps at most about `capacity` requests.
+    /// An empty store whose replay window keeps at most `capacity` requests.
     pub fn with_replay_capacity(capacity: usize) -> Self {
         MemoryStore {
             state: Mutex::default(),
@@ -170,6 +170,10 @@ impl Store for MemoryStore {
     ) -> Result<bool> {
         drop(self.state()?);
         self.replay.check_and_record(pid, fingerprint, ttl)
+    }
+
+    fn replay_window(&self) -> Option<ReplayWindowStats> {
+        Some(self.replay.stats())
     }
 
     async fn token_keys(&self) -> Result<Vec<TokenKey>> {

@@ -37,7 +37,9 @@ pub use error::{Result, Source, StoreError};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub(crate) use redis::{bounded as bounded_redis, manager_config, Keys};
-pub use replay::DEFAULT_REPLAY_CAPACITY;
+pub use replay::{
+    ReplayWindow, ReplayWindowStats, DEFAULT_REPLAY_CAPACITY, MAX_REPLAY_CAPACITY, MAX_REPLAY_TTL,
+};
 
 /// The state of the service: revocation generations, devices, the replay window and the
 /// token key ring.
@@ -51,7 +53,9 @@ pub use replay::DEFAULT_REPLAY_CAPACITY;
 ///   another user moves it; adding it again for its owner refreshes it (its apptype and time
 ///   become the new ones, so it counts as the newest). A user keeps at most `max_per_user`
 ///   devices: the oldest are dropped. Removing checks the owner.
-/// * **Replay window.** A `(pid, fingerprint)` pair is accepted once per `ttl`.
+/// * **Replay window.** A `(pid, fingerprint)` pair is accepted once per `ttl`. A store
+///   may remember it up to a second longer (the in-process window counts whole seconds),
+///   never shorter.
 /// * **Key ring.** Created on first use, then stable (across restarts and, for a shared store,
 ///   across nodes).
 ///
@@ -109,6 +113,12 @@ pub trait Store: Send + Sync + 'static {
     /// store has none. Every caller, on every node and after every restart, sees the same
     /// keys.
     async fn token_keys(&self) -> Result<Vec<TokenKey>>;
+
+    /// How full the store's in-process replay window is, for metrics; `None` for a store
+    /// that keeps the window elsewhere (Redis).
+    fn replay_window(&self) -> Option<ReplayWindowStats> {
+        None
+    }
 
     /// Checks that the store can serve requests (for health checks).
     async fn ping(&self) -> Result<()>;
