@@ -306,6 +306,11 @@ impl Transport for tokio::net::TcpStream {
 
 impl<T: AsyncRead + AsyncWrite + Unpin + ?Sized> Transport for Box<T> {}
 
+/// rustls may hold decrypted bytes the socket no longer shows as readable, so a TLS stream
+/// is always ready to be read.
+#[cfg(feature = "tls")]
+impl Transport for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {}
+
 #[cfg(test)]
 impl Transport for tokio::io::DuplexStream {}
 

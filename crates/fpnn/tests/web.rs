@@ -3,58 +3,20 @@
 //! client, plain and under TLS with a throwaway CA.
 #![cfg(feature = "tls")]
 
+mod http_util;
 mod web_echo;
 
 use bytes::BytesMut;
 use fpnn::web::tls::{self, rustls, tokio_rustls, TlsError};
 use fpnn::web::ws::{ClientHandshake, Incoming, WebSocket};
 use fpnn::{Format, Frame, FrameDecoder, Quest, Value, DEFAULT_MAX_FRAME};
+use http_util::{read_responses, read_to_close};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use web_echo::{EchoServer, Event, TestPki, PING_SEQ};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// Reads until the peer closes; everything it sent.
-async fn read_to_close<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
-    let mut all = Vec::new();
-    tokio::time::timeout(LIMIT, stream.read_to_end(&mut all))
-        .await
-        .expect("the server closes")
-        .ok();
-    all
-}
-
-/// Reads `n` HTTP responses (Content-Length framed) off the stream.
-async fn read_responses<S: AsyncRead + Unpin>(stream: &mut S, n: usize) -> Vec<(u16, String)> {
-    let mut buf = BytesMut::new();
-    let mut responses = Vec::new();
-    while responses.len() < n {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        if let Ok(httparse::Status::Complete(head)) = response.parse(&buf) {
-            let length: usize = response
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                .expect("a Content-Length");
-            if buf.len() >= head + length {
-                let code = response.code.unwrap_or(0);
-                let all = buf.split_to(head + length);
-                responses.push((code, String::from_utf8_lossy(&all).into_owned()));
-                continue;
-            }
-        }
-        let read = tokio::time::timeout(LIMIT, stream.read_buf(&mut buf)).await;
-        assert!(
-            matches!(read, Ok(Ok(n)) if n > 0),
-            "connection ended after {responses:?}"
-        );
-    }
-    responses
-}
 
 fn body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, b)| b)

@@ -14,18 +14,45 @@
 //! With a gate key, the connection is encrypted: `*key` goes first in plaintext, its answer
 //! is the gate's first encrypted frame, and every frame after it goes through the session's
 //! encryptor and receiver.
+//!
+//! With `--ws` the frames travel as WebSocket messages (`fpnn::web::ws`, the client end:
+//! masked, the framework's 126-byte quirk tolerated), after an upgrade at
+//! `/service/websocket`, as the official JavaScript client does; `--wss` adds TLS under it.
+//! FPNN encryption and WebSocket are not combined (the server takes `*key` only on a plain
+//! FPNN connection; over the web, TLS is the encryption).
 
 use crate::failure::{seconds, Cause, Kind};
 use bytes::BytesMut;
-use fpnn::encryption::{ClientEncryption, ClientHandshake, FrameEncryptor, FrameReceiver};
+use fpnn::encryption::{
+    ClientEncryption, ClientHandshake as KeyHandshake, FrameEncryptor, FrameReceiver,
+};
+use fpnn::web::tls::{rustls, tokio_rustls};
+use fpnn::web::ws::{ClientHandshake, Incoming, WebSocket};
 use fpnn::{Answer, CodecError, ErrorAnswer, Frame, FrameDecoder, Quest, Value};
 use rtm_protocol::code;
 use rtm_protocol::gate::{self, Method};
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The path the official WebSocket client upgrades at.
+pub const WS_PATH: &str = "/service/websocket";
+
+/// How `rtm login` reaches the gate.
+#[derive(Clone, Default)]
+pub struct Transport {
+    /// FPNN over WebSocket.
+    pub websocket: bool,
+    /// TLS, trusting what this configuration trusts.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A byte stream to the gate: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// The largest frame taken from the gate. Its frames are answers and pushes of a few bytes;
 /// a stream announcing more is refused before it is buffered.
@@ -43,7 +70,15 @@ pub enum Push {
 
 /// A connection to the gate.
 pub struct GateConn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
+    /// The WebSocket layer, with `--ws`/`--wss`.
+    ws: Option<WebSocket>,
+    /// Whole FPNN frames taken out of WebSocket messages, not decoded yet.
+    frames: BytesMut,
+    /// Control frames (pongs, the answer to a close) owed to the gate.
+    control: BytesMut,
+    /// The gate sent a WebSocket close: the stream is over.
+    ws_closed: bool,
     endpoint: String,
     local: SocketAddr,
     input: BytesMut,
@@ -61,9 +96,10 @@ impl GateConn {
     pub async fn connect(
         endpoint: &str,
         timeout: Duration,
+        transport: &Transport,
         encryption: Option<&ClientEncryption>,
     ) -> Result<GateConn, Cause> {
-        let mut conn = GateConn::connect_plain(endpoint, timeout).await?;
+        let mut conn = GateConn::connect_transport(endpoint, timeout, transport).await?;
         if let Some(encryption) = encryption {
             conn.exchange_keys(encryption, timeout).await?;
         }
@@ -107,11 +143,15 @@ impl GateConn {
             }
             Err(cause) => return Err(cause),
         };
-        ClientHandshake::check_answer(&answer).map_err(|e| failed(e.to_string()))
+        KeyHandshake::check_answer(&answer).map_err(|e| failed(e.to_string()))
     }
 
-    /// Connects to `endpoint` (`host:port`) within `timeout`.
-    async fn connect_plain(endpoint: &str, timeout: Duration) -> Result<GateConn, Cause> {
+    /// Connects to `endpoint` (`host:port`) within `timeout`, over `transport`.
+    async fn connect_transport(
+        endpoint: &str,
+        timeout: Duration,
+        transport: &Transport,
+    ) -> Result<GateConn, Cause> {
         let refused = |why: String| {
             Cause::new(
                 Kind::Connection,
@@ -119,19 +159,22 @@ impl GateConn {
                 format!("cannot connect to {endpoint}: {why}"),
             )
         };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(endpoint)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(refused(e.to_string())),
+        let opened = tokio::time::timeout(timeout, open(endpoint, transport)).await;
+        let (stream, local, ws, input) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(why)) => return Err(refused(why)),
             Err(_) => return Err(refused(format!("timed out after {}", seconds(timeout)))),
         };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().map_err(|e| refused(e.to_string()))?;
         Ok(GateConn {
             stream,
+            ws,
+            frames: BytesMut::new(),
+            control: BytesMut::new(),
+            ws_closed: false,
             endpoint: endpoint.to_owned(),
             // As the gate writes a `ce`: an IPv4 address as plain IPv4, not `::ffff:a.b.c.d`.
             local: SocketAddr::new(local.ip().to_canonical(), local.port()),
-            input: BytesMut::new(),
+            input,
             decoder: FrameDecoder::new(MAX_FRAME),
             next_seq: 1,
             kickouts_seen: 0,
@@ -203,6 +246,7 @@ impl GateConn {
     /// Handles the frames read so far (answering the gate's `ping`) until one is a push to
     /// report. `Ok(None)`: more bytes are needed ([`fill`](Self::fill)).
     pub async fn next_push(&mut self) -> Result<Option<Push>, Cause> {
+        self.flush_control().await?;
         if self.kickouts_seen > 0 {
             self.kickouts_seen -= 1;
             return Ok(Some(Push::Kickout));
@@ -220,6 +264,9 @@ impl GateConn {
     /// Reads more bytes from the gate; `Ok(false)` at the end of the stream. Cancel-safe: when
     /// cancelled, nothing was read.
     pub async fn fill(&mut self) -> Result<bool, Cause> {
+        if self.ws_closed {
+            return Ok(false);
+        }
         self.input.reserve(READ_CHUNK);
         match self.stream.read_buf(&mut self.input).await {
             Ok(0) => Ok(false),
@@ -269,9 +316,38 @@ impl GateConn {
     }
 
     fn decode(&mut self) -> Result<Option<Frame>, Cause> {
+        let Some(ws) = &mut self.ws else {
+            return self.decode_frames(false);
+        };
+        // Whole messages off the wire, each one FPNN frame, into `frames`.
+        loop {
+            match ws.read(&mut self.input) {
+                Ok(Some(Incoming::Frame(bytes))) => self.frames.extend_from_slice(&bytes),
+                Ok(Some(Incoming::Closed(_))) => self.ws_closed = true,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Cause::new(
+                        Kind::Protocol,
+                        code::CORE_INVALID_PACKAGE,
+                        format!("{} broke the WebSocket protocol: {e}", self.endpoint),
+                    ))
+                }
+            }
+        }
+        ws.take_control(&mut self.control);
+        self.decode_frames(true)
+    }
+
+    fn decode_frames(&mut self, websocket: bool) -> Result<Option<Frame>, Cause> {
+        let buf = if websocket {
+            &mut self.frames
+        } else {
+            &mut self.input
+        };
         let decoded = match &mut self.encrypted {
-            Some((_, receiver)) => receiver.decode(&mut self.input),
-            None => self.decoder.decode(&mut self.input),
+            Some((_, receiver)) => receiver.decode(buf),
+            None => self.decoder.decode(buf),
         };
         decoded.map_err(|e| {
             Cause::new(
@@ -280,6 +356,15 @@ impl GateConn {
                 format!("{} sent bytes that are not FPNN: {e}", self.endpoint),
             )
         })
+    }
+
+    /// Sends the control frames owed to the gate (a pong, the answer to its close).
+    async fn flush_control(&mut self) -> Result<(), Cause> {
+        if self.control.is_empty() {
+            return Ok(());
+        }
+        let control = self.control.split();
+        self.write(&control).await
     }
 
     async fn send(&mut self, frame: Frame) -> Result<(), Cause> {
@@ -291,7 +376,16 @@ impl GateConn {
                 .map_err(codec_error)?;
             bytes = wire.freeze();
         }
-        self.stream.write_all(&bytes).await.map_err(|e| {
+        let mut out = std::mem::take(&mut self.control);
+        match &self.ws {
+            Some(ws) => ws.write_frame(&bytes, &mut out),
+            None => out.extend_from_slice(&bytes),
+        }
+        self.write(&out).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Cause> {
+        self.stream.write_all(bytes).await.map_err(|e| {
             Cause::new(
                 Kind::Connection,
                 code::CORE_INVALID_CONNECTION,
@@ -312,6 +406,64 @@ fn answer_result(answer: Answer) -> Result<Value, Cause> {
             format!("cannot read the answer: {e}"),
         )),
     }
+}
+
+/// What [`open`] returns: the stream, this end's address, the WebSocket layer, and bytes
+/// the gate already sent after the upgrade.
+type Opened = (Box<dyn Stream>, SocketAddr, Option<WebSocket>, BytesMut);
+
+/// Connects, then runs the TLS handshake and the WebSocket upgrade as `transport` says.
+async fn open(endpoint: &str, transport: &Transport) -> Result<Opened, String> {
+    let tcp = TcpStream::connect(endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let mut stream: Box<dyn Stream> = match &transport.tls {
+        None => Box::new(tcp),
+        Some(config) => {
+            let host = host_of(endpoint);
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| format!("'{host}' is not a TLS server name: {e}"))?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            Box::new(tls)
+        }
+    };
+    let mut input = BytesMut::new();
+    if !transport.websocket {
+        return Ok((stream, local, None, input));
+    }
+    let handshake = ClientHandshake::new();
+    let mut request = BytesMut::new();
+    handshake.write_request(endpoint, WS_PATH, &mut request);
+    stream
+        .write_all(&request)
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match handshake.read_response(&mut input) {
+            Ok(Some(())) => break,
+            Ok(None) => {}
+            Err(e) => return Err(format!("WebSocket upgrade refused: {e}")),
+        }
+        let n = stream
+            .read_buf(&mut input)
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the gate closed the connection during the WebSocket upgrade".into());
+        }
+    }
+    Ok((stream, local, Some(WebSocket::client(MAX_FRAME)), input))
+}
+
+/// The host of `host:port` (an IPv6 address without its brackets).
+fn host_of(endpoint: &str) -> &str {
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 fn codec_error(e: CodecError) -> Cause {

@@ -5,7 +5,7 @@
 //! `kickout`, `closed`, `logged_out`; and `refused` when the token is refused.
 
 use crate::failure::{exit, Cause, Failure, Kind, Port};
-use crate::gate::{GateConn, Push};
+use crate::gate::{GateConn, Push, Transport};
 use crate::output::json;
 use crate::{Global, Problem, User};
 use clap::Args;
@@ -26,6 +26,34 @@ pub struct LoginArgs {
     /// Leave after this many seconds instead of waiting for a kickout.
     #[arg(long, value_name = "SECONDS")]
     for_secs: Option<u64>,
+    /// Speak FPNN over WebSocket (ws://<gate>/service/websocket), as browser apps do.
+    #[arg(long, conflicts_with = "wss")]
+    ws: bool,
+    /// WebSocket over TLS (wss://); the gate's certificate must be trusted by --tls-ca.
+    #[arg(long, requires = "tls_ca")]
+    wss: bool,
+    /// The CA certificate (PEM) that signed the gate's certificate, for --wss.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+}
+
+impl LoginArgs {
+    /// How to reach the gate.
+    fn transport(&self) -> Result<Transport, Problem> {
+        let tls = match (&self.tls_ca, self.wss) {
+            (Some(ca), true) => {
+                Some(fpnn::web::tls::client_config(ca).map_err(|e| Problem::Usage(e.to_string()))?)
+            }
+            (Some(_), false) => {
+                return Err(Problem::Usage("--tls-ca is for --wss".into()));
+            }
+            (None, _) => None,
+        };
+        Ok(Transport {
+            websocket: self.ws || self.wss,
+            tls,
+        })
+    }
 }
 
 /// Logs in and waits: reports when the gate pushes `kickout` or closes the connection.
@@ -35,8 +63,15 @@ pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, Problem> 
     let gate = global.gate.as_str();
     let failed = |cause: Cause| Failure::new("login", Port::Gate, gate, cause);
 
+    let transport = args.transport()?;
     let encryption = global.crypto.gate()?;
-    let mut conn = GateConn::connect(gate, global.timeout, encryption.as_ref())
+    if encryption.is_some() && transport.websocket {
+        return Err(Problem::Usage(
+            "--gate-key is for FPNN over TCP; over --ws/--wss, TLS (--wss) is the encryption"
+                .into(),
+        ));
+    }
+    let mut conn = GateConn::connect(gate, global.timeout, &transport, encryption.as_ref())
         .await
         .map_err(failed)?;
     let auth = Auth {

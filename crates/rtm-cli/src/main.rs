@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! rtm token get --uid 42                 # prints a login token for user 42
+//! rtm token get --uid 42 --curl          # prints the same call as a curl command (HTTP/JSON)
 //! rtm token remove --uid 42              # revokes the user's tokens
 //! rtm device add --uid 42 --apptype fcm --token <device-token>
 //! rtm device remove --uid 42 --token <device-token>
@@ -9,6 +10,8 @@
 //! rtm kickout --uid 42 [--ce ip:port]    # forces the user (or one login) offline
 //! rtm login --uid 42 --token <token>     # logs in to the gate as the user and waits
 //! rtm keygen --curve secp256r1 keys/server # writes an encryption key pair (eccKeyMaker files)
+//! rtm login --uid 42 --token <token> --ws                      # … over WebSocket
+//! rtm login --uid 42 --token <token> --wss --tls-ca ca.pem     # … over WebSocket and TLS
 //! ```
 //!
 //! `--server-key FILE` encrypts the server API connection, `--gate-key FILE` the gate's

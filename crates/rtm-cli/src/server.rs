@@ -16,6 +16,10 @@ pub enum TokenAction {
     Get {
         #[command(flatten)]
         user: User,
+        /// Print the equivalent HTTP call (a `curl` command, signed now) instead of making
+        /// the call: rtmd serves HTTP/JSON on the server API port.
+        #[arg(long)]
+        curl: bool,
     },
     /// Revoke every token the user holds (their next login fails).
     Remove {
@@ -113,7 +117,24 @@ fn failed<'a>(
 pub async fn token(global: &Global, action: TokenAction) -> Result<ExitCode, Problem> {
     let c = client(global)?;
     match action {
-        TokenAction::Get { user: User { uid } } => {
+        TokenAction::Get {
+            user: User { uid },
+            curl: true,
+        } => {
+            let (pid, secret) = (global.pid()?, global.secret()?);
+            let salt = rtm_server_sdk::salt::next_salt();
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            println!(
+                "{}",
+                curl_command(&global.endpoint, pid, &secret, uid, salt, ts)
+            );
+        }
+        TokenAction::Get {
+            user: User { uid },
+            curl: false,
+        } => {
             let token = c.get_token(uid).await.map_err(failed(global, "gettoken"))?;
             if global.json {
                 json(json!({ "pid": c.pid(), "uid": uid, "token": token }));
@@ -133,6 +154,24 @@ pub async fn token(global: &Global, action: TokenAction) -> Result<ExitCode, Pro
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `curl` command that mints a token for `uid` over HTTP: `POST
+/// http://<endpoint>/service/gettoken` with the signed parameters as JSON, quoted for a
+/// POSIX shell. The sign is valid for the server's signature window from `ts`.
+fn curl_command(endpoint: &str, pid: i32, secret: &str, uid: i64, salt: i64, ts: i64) -> String {
+    let sign = rtm_server_sdk::sign::sign(pid, secret, salt, "gettoken", ts);
+    let body = json!({ "pid": pid, "sign": sign, "salt": salt, "ts": ts, "uid": uid });
+    format!(
+        "curl -sS -d {} {}",
+        shell_quote(&body.to_string()),
+        shell_quote(&format!("http://{endpoint}/service/gettoken"))
+    )
+}
+
+/// `text` in single quotes for a POSIX shell (a `'` inside becomes `'\''`).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// `rtm device add|remove|list`
@@ -284,5 +323,24 @@ mod tests {
             assert!(e.contains("is not an ip:port"), "{bad}: {e}");
             assert!(!e.contains('\u{1b}'), "escaped: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod curl_tests {
+    use super::*;
+
+    #[test]
+    fn the_curl_command_is_signed_and_quoted() {
+        let cmd = curl_command("127.0.0.1:13315", 11000001, "s3cret", 42, 7, 1_700_000_000);
+        let sign = rtm_server_sdk::sign::sign(11000001, "s3cret", 7, "gettoken", 1_700_000_000);
+        assert_eq!(
+            cmd,
+            format!(
+                "curl -sS -d '{{\"pid\":11000001,\"salt\":7,\"sign\":\"{sign}\",\"ts\":1700000000,\"uid\":42}}' \
+                 'http://127.0.0.1:13315/service/gettoken'"
+            )
+        );
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
     }
 }

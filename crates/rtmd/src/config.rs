@@ -8,6 +8,11 @@
 //! server_api = "0.0.0.0:13315"       # the RTM server API (business servers)
 //! gate = "0.0.0.0:13321"             # the client gate (end users' apps)
 //! admin = "127.0.0.1:13380"          # /metrics and /healthz; "" turns it off
+//! web = true                         # HTTP/JSON and WebSocket on both ports, beside FPNN
+//!
+//! [listen.gate_tls]                  # TLS on the gate (wss://, https://, FPNN over TLS);
+//! cert = "/etc/rtmd/cert.pem"        # plain clients are still served on the same port.
+//! key = "/etc/rtmd/key.pem"          # [listen.server_api_tls] likewise
 //!
 //! [limits]
 //! max_frame = 8388608
@@ -157,6 +162,23 @@ pub struct Listen {
     /// The admin HTTP port (`/metrics`, `/healthz`); empty turns it off.
     /// Default `127.0.0.1:13380`.
     pub admin: String,
+    /// Serve HTTP/JSON calls (`POST|GET /service/<method>`) and WebSocket connections on
+    /// the server API and gate ports, beside binary FPNN. Default on.
+    pub web: bool,
+    /// TLS on the server API port. Default off.
+    pub server_api_tls: Option<TlsFiles>,
+    /// TLS on the gate port. Default off.
+    pub gate_tls: Option<TlsFiles>,
+}
+
+/// The certificate and key of a TLS listener, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: PathBuf,
 }
 
 impl Default for Listen {
@@ -165,6 +187,9 @@ impl Default for Listen {
             server_api: "127.0.0.1:13315".into(),
             gate: "127.0.0.1:13321".into(),
             admin: "127.0.0.1:13380".into(),
+            web: true,
+            server_api_tls: None,
+            gate_tls: None,
         }
     }
 }
@@ -536,6 +561,16 @@ impl Config {
         if !self.listen.admin.is_empty() {
             parse_addr("listen.admin", &self.listen.admin)?;
         }
+        for (field, tls) in [
+            ("listen.server_api_tls", &self.listen.server_api_tls),
+            ("listen.gate_tls", &self.listen.gate_tls),
+        ] {
+            if let Some(tls) = tls {
+                if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+                    return Err(invalid(field, "needs both cert and key"));
+                }
+            }
+        }
         let limits = &self.limits;
         if limits.max_frame < 64 {
             return Err(invalid("limits.max_frame", "must be at least 64 bytes"));
@@ -760,6 +795,10 @@ mod tests {
         server_api = "0.0.0.0:1"
         gate = "0.0.0.0:2"
         admin = ""
+        web = false
+        [listen.gate_tls]
+        cert = "/etc/rtmd/cert.pem"
+        key = "/etc/rtmd/key.pem"
         [limits]
         idle_timeout = "90s"
         auth_timeout = 3
@@ -797,6 +836,17 @@ mod tests {
             .unwrap();
         assert_eq!(d.limits.kickout_grace, DEFAULT_KICKOUT_GRACE);
         assert_eq!(d.projects[0].replay, ReplayMode::Off);
+        assert!(!c.listen.web && d.listen.web);
+        let tls = c.listen.gate_tls.as_ref().unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/rtmd/cert.pem"));
+        assert_eq!(tls.key, Path::new("/etc/rtmd/key.pem"));
+        assert!(c.listen.server_api_tls.is_none() && d.listen.gate_tls.is_none());
+        let e = refused(
+            "[listen.gate_tls]\ncert = \"a.pem\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n",
+        );
+        assert!(e.contains("key"), "{e}");
+        let e = refused("[listen.gate_tls]\ncert = \"\"\nkey = \"k\"\n[[projects]]\npid = 1\nsecrets = [\"a\"]\n");
+        assert!(e.contains("listen.gate_tls"), "{e}");
     }
 
     fn refused(text: &str) -> String {

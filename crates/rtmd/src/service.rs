@@ -2,7 +2,7 @@
 
 use crate::admin::Admin;
 use crate::clock::Clock;
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, StoreKind, TlsFiles};
 use crate::registry::{LocalRegistry, RedisRegistry, Registry};
 use crate::state::State;
 use crate::store::{EmbeddedOptions, EmbeddedStore, RedisStore, Store, StoreError};
@@ -35,6 +35,14 @@ pub enum StartError {
     /// A port's encryption key could not be loaded.
     #[error(transparent)]
     Encryption(#[from] crate::config::ConfigError),
+    /// A listener's TLS certificate or key could not be loaded.
+    #[error("TLS of the {what} listener: {source}")]
+    Tls {
+        /// Which listener.
+        what: &'static str,
+        /// Why (names the file at fault).
+        source: fpnn::web::tls::TlsError,
+    },
 }
 
 /// Encrypts `builder`'s port when the configuration says so, and counts its encrypted
@@ -82,6 +90,24 @@ impl Drop for Tasks {
     fn drop(&mut self) {
         for task in &self.0 {
             task.abort();
+        }
+    }
+}
+
+/// A server builder with the listener's web and TLS settings.
+fn web_and_tls(
+    builder: ServerBuilder,
+    what: &'static str,
+    web: bool,
+    tls: Option<&TlsFiles>,
+) -> Result<ServerBuilder, StartError> {
+    let builder = builder.web(web);
+    match tls {
+        None => Ok(builder),
+        Some(files) => {
+            let config = fpnn::web::tls::server_config(&files.cert, &files.key)
+                .map_err(|source| StartError::Tls { what, source })?;
+            Ok(builder.tls(config))
         }
     }
 }
@@ -236,9 +262,21 @@ impl Rtmd {
         let (state, kicks) = State::new(config, store, tokens, registry, clock);
         let state = Arc::new(state);
 
+        let server_api_builder = web_and_tls(
+            Server::builder(),
+            "server_api",
+            listen_at.web,
+            listen_at.server_api_tls.as_ref(),
+        )?;
+        let gate_builder = web_and_tls(
+            Server::builder(),
+            "gate",
+            listen_at.web,
+            listen_at.gate_tls.as_ref(),
+        )?;
         let listener = listen("server_api", &listen_at.server_api).await?;
         let builder = with_encryption(
-            Server::builder().config(server_config.clone()),
+            server_api_builder.config(server_config.clone()),
             server_api_encryption,
             "server_api",
             &state,
@@ -253,7 +291,7 @@ impl Rtmd {
 
         let listener = listen("gate", &listen_at.gate).await?;
         let builder = with_encryption(
-            Server::builder().config(server_config),
+            gate_builder.config(server_config),
             gate_encryption,
             "gate",
             &state,

@@ -31,6 +31,7 @@
 //! the automatic reconnects.
 
 mod regressive;
+mod web;
 
 pub use crate::proto::KeepAlive;
 pub use regressive::RegressiveStrategy;
@@ -181,6 +182,7 @@ pub struct ClientBuilder {
     router: Router<Client>,
     on_event: Option<EventHook>,
     connector: Connector,
+    transport: web::Transport,
 }
 
 impl ClientBuilder {
@@ -276,15 +278,34 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks FPNN over WebSocket, upgrading at `path` (the RTM servers serve
+    /// `/service/websocket`; any `/service/<name>` works): each frame travels as one binary
+    /// message, masked, as a browser sends it. Combine with [`ClientBuilder::tls`] for
+    /// `wss://`.
+    pub fn websocket(mut self, path: impl Into<String>) -> Self {
+        self.transport.websocket = Some(path.into());
+        self
+    }
+
+    /// Connects with TLS, trusting what `config` trusts (see
+    /// [`crate::web::tls::client_config`]); the server's name is the endpoint's host.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<crate::web::tls::rustls::ClientConfig>) -> Self {
+        self.transport.tls = Some(config);
+        self
+    }
+
     /// Builds the client. It connects on [`Client::connect`] or on the first quest.
     pub fn build(self) -> Client {
+        let websocket = self.transport.websocket.is_some();
         Client {
             inner: Arc::new(Inner {
                 endpoint: self.endpoint,
                 config: self.config,
                 router: self.router,
                 on_event: self.on_event,
-                connector: self.connector,
+                connector: web::wrap(self.connector, self.transport),
+                websocket,
                 state: Mutex::new(State::default()),
                 connect_lock: tokio::sync::Mutex::new(()),
             }),
@@ -304,6 +325,8 @@ struct Inner {
     router: Router<Client>,
     on_event: Option<EventHook>,
     connector: Connector,
+    /// Frames travel as WebSocket messages.
+    websocket: bool,
     state: Mutex<State>,
     /// Serialises connection attempts, so concurrent quests share one.
     connect_lock: tokio::sync::Mutex<()>,
@@ -347,6 +370,7 @@ impl Client {
             router: Router::new(),
             on_event: None,
             connector: tcp_connector(),
+            transport: web::Transport::default(),
         }
     }
 
@@ -540,8 +564,12 @@ impl Client {
             }
             Err(_) => return Err(Error::Timeout(started.elapsed())),
         };
-        let state_machine =
+        let mut state_machine =
             proto::Connection::new(self.inner.config.connection_config(), driver::now());
+        if self.inner.websocket {
+            let layer = crate::web::layer::WsLayer::client(self.inner.config.max_frame);
+            state_machine.set_wire(layer.into());
+        }
         let link = Link::new(state_machine, peer);
         #[cfg(feature = "encryption")]
         let key_answer = match self.start_key_exchange(&link, connect_deadline) {

@@ -857,6 +857,9 @@ impl<W> Connection<W> {
         self.fail_pending(&reason);
         self.release_reservation();
         self.input = BytesMut::new();
+        if let Wire::Layer(layer) = &mut self.wire {
+            layer.write_close(&mut self.output);
+        }
         self.state = if self.queued() == 0 {
             State::Closed { reason }
         } else {

@@ -84,6 +84,10 @@ pub trait WireLayer: Send + 'static {
 
     /// Appends the wire form of `frame` (one whole plaintext FPNN frame) to `out`.
     fn write_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<(), WireError>;
+
+    /// Appends what the layer sends when this side closes the connection gracefully (a
+    /// WebSocket close frame), before the queued output is flushed. Nothing by default.
+    fn write_close(&mut self, _out: &mut BytesMut) {}
 }
 
 /// The layer between a connection's buffers and its frames.

@@ -7,6 +7,7 @@ use crate::proto::CloseReason;
 use crate::value::Value;
 use std::any::Any;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ struct Inner {
     local: SocketAddr,
     link: Arc<Link>,
     push_timeout: Duration,
+    tls: AtomicBool,
     data: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
@@ -42,6 +44,7 @@ impl Connection {
                 local,
                 link,
                 push_timeout,
+                tls: AtomicBool::new(false),
                 data: OnceLock::new(),
             }),
         }
@@ -53,6 +56,23 @@ impl Connection {
 
     pub(crate) fn link_arc(&self) -> Arc<Link> {
         self.inner.link.clone()
+    }
+
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn set_tls(&self) {
+        self.inner.tls.store(true, Ordering::Release);
+    }
+
+    /// `true` when the client connected with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.inner.tls.load(Ordering::Acquire)
+    }
+
+    /// What the connection speaks, as far as known: `"plain"` (binary FPNN), `"http"`,
+    /// `"websocket"`, or `"detect"` before the client's first bytes arrived (on a server
+    /// with [`web`](super::ServerBuilder::web) on).
+    pub fn wire(&self) -> &'static str {
+        self.inner.link.read(|conn| conn.wire().name())
     }
 
     /// The connection's id, unique within the server's lifetime.

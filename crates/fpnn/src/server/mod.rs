@@ -154,6 +154,9 @@ pub struct ServerBuilder {
     encryption: Option<ServerEncryption>,
     #[cfg(feature = "encryption")]
     on_key_exchange: Option<ConnectHook>,
+    web: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<crate::web::tls::rustls::ServerConfig>>,
 }
 
 impl ServerBuilder {
@@ -282,6 +285,29 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves HTTP/JSON calls and WebSocket connections on the same port as binary FPNN
+    /// (on by default): each connection is told apart by its first bytes. Off: a connection
+    /// that does not start with an FPNN frame is closed, as before.
+    ///
+    /// Over WebSocket each message carries one FPNN frame, both ways, with the same limits,
+    /// budgets and timers as binary FPNN; `POST|GET /service/<method>` runs the same handlers
+    /// with JSON parameters and answers `200` or `500 {code, ex}` (see [`crate::web`]).
+    pub fn web(mut self, on: bool) -> Self {
+        self.web = on;
+        self
+    }
+
+    /// Accepts TLS on this listener with this configuration (see
+    /// [`crate::web::tls::server_config`]): a connection that starts with a TLS ClientHello
+    /// is decrypted, and what it carries (binary FPNN, HTTP, WebSocket) is served as on a
+    /// plain connection; a connection that starts with anything else is served in the
+    /// clear, so one port serves `wss://`, `https://`, FPNN over TLS and plain clients.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<crate::web::tls::rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Binds a TCP listener and starts serving.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
@@ -302,6 +328,9 @@ impl ServerBuilder {
             encryption: self.encryption,
             #[cfg(feature = "encryption")]
             on_key_exchange: self.on_key_exchange,
+            web: self.web,
+            #[cfg(feature = "tls")]
+            tls: self.tls.map(tokio_rustls::TlsAcceptor::from),
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
@@ -337,6 +366,10 @@ struct Shared {
     encryption: Option<ServerEncryption>,
     #[cfg(feature = "encryption")]
     on_key_exchange: Option<ConnectHook>,
+    /// Detect HTTP and WebSocket connections.
+    web: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
     connections: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
     stopping: AtomicBool,
@@ -380,6 +413,9 @@ impl Server {
             encryption: None,
             #[cfg(feature = "encryption")]
             on_key_exchange: None,
+            web: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -497,7 +533,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 fn register(stream: &TcpStream, peer: SocketAddr, shared: &Shared) -> Connection {
     let local = stream.local_addr().unwrap_or(peer);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let state = proto::Connection::new(shared.connection_config.clone(), driver::now());
+    let mut state = proto::Connection::new(shared.connection_config.clone(), driver::now());
+    if shared.web {
+        let limits = crate::web::http::Limits {
+            max_body: shared.config.max_frame,
+            ..crate::web::http::Limits::default()
+        };
+        state.set_wire(crate::web::layer::Detect::new(limits).into());
+    }
     let link = Link::new(state, peer);
     let conn = Connection::new(id, local, link, shared.config.push_timeout);
     shared.connections().insert(id, conn.clone());
@@ -517,7 +560,7 @@ async fn serve_connection(stream: TcpStream, conn: Connection, shared: Arc<Share
         encrypted: false,
     };
     let link = conn.link_arc();
-    let reason = driver::drive(stream, link.clone(), handler).await;
+    let reason = run_connection(stream, &conn, &shared, handler).await;
     tracing::debug!(%peer, id, reason = %reason, "connection closed");
     shared.connections().remove(&id);
     shared.open.fetch_sub(1, Ordering::AcqRel);
@@ -527,6 +570,59 @@ async fn serve_connection(stream: TcpStream, conn: Connection, shared: Arc<Share
         hook(&conn, &reason);
     }
     link.mark_finished();
+}
+
+/// How long a TLS listener waits for the first byte of a connection and then for the TLS
+/// handshake, when the server has no idle timeout.
+#[cfg(feature = "tls")]
+const TLS_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first byte of a TLS record carrying a handshake message (the ClientHello).
+#[cfg(feature = "tls")]
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Runs one connection, under TLS when the listener has it and the client starts with a
+/// ClientHello.
+async fn run_connection(
+    stream: TcpStream,
+    conn: &Connection,
+    shared: &Arc<Shared>,
+    handler: ServerHandler,
+) -> CloseReason {
+    let link = conn.link_arc();
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        let wait = shared
+            .config
+            .idle_timeout
+            .unwrap_or(TLS_ACCEPT_TIMEOUT)
+            .min(TLS_ACCEPT_TIMEOUT);
+        let mut first = [0u8; 1];
+        // Nothing is buffered while the client is silent: the byte is peeked, not read.
+        let peeked = match tokio::time::timeout(wait, stream.peek(&mut first)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return closed_before_start(&link, CloseReason::io(e)),
+            Err(_) => return closed_before_start(&link, CloseReason::IdleTimeout(wait)),
+        };
+        if peeked == 1 && first[0] == TLS_HANDSHAKE_RECORD {
+            let tls = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return closed_before_start(&link, CloseReason::io(e)),
+                Err(_) => return closed_before_start(&link, CloseReason::IdleTimeout(wait)),
+            };
+            conn.set_tls();
+            return driver::drive(tls, link, handler).await;
+        }
+    }
+    driver::drive(stream, link, handler).await
+}
+
+/// Records why a connection ended before its driver started (a TLS handshake that failed).
+#[cfg(feature = "tls")]
+fn closed_before_start(link: &Link, reason: CloseReason) -> CloseReason {
+    tracing::debug!(peer = %link.peer(), reason = %reason, "TLS accept failed");
+    link.abort(reason.clone());
+    reason
 }
 
 /// Handles the quests of one connection, in its driver's task.
@@ -551,6 +647,11 @@ impl ServerHandler {
     /// `*key`: the key exchange, finished on the connection itself; or a close without an
     /// answer when the server has no key.
     fn key_exchange(&mut self, link: &Arc<Link>, quest: &Quest) -> Handled {
+        if self.conn.is_tls() {
+            return Handled::Close(CloseReason::Protocol(proto::ProtocolError::KeyExchange(
+                "encryption over TLS is refused".into(),
+            )));
+        }
         #[cfg(feature = "encryption")]
         if let Some(encryption) = &self.shared.encryption {
             let key = &encryption.key;
@@ -578,7 +679,9 @@ impl ServerHandler {
     fn plain_refused(&self, method: &str) -> bool {
         #[cfg(feature = "encryption")]
         if let Some(encryption) = &self.shared.encryption {
+            // TLS is encryption too; plain HTTP and WebSocket are not.
             return !self.encrypted
+                && !self.conn.is_tls()
                 && encryption.policy == EncryptionPolicy::Require
                 && method != "*ping";
         }

@@ -47,6 +47,7 @@
 
 pub mod detect;
 pub mod http;
+pub mod layer;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod ws;

@@ -142,6 +142,17 @@ impl RequestDecoder {
         pending.into_call(body).map(|c| Some(Request::Call(c)))
     }
 
+    /// How many bytes `buf` must hold in all for the request being read to complete, when
+    /// that is known: the body of a request whose head has been read, with its
+    /// `Content-Length`. `None` while the head or a chunked body is being read (those are
+    /// consumed as they arrive, or bounded by the head limit).
+    pub fn needed(&self, buf: &[u8]) -> Option<usize> {
+        match self.pending.as_ref().map(|p| &p.body) {
+            Some(Body::Length(n)) if *n > buf.len() => Some(*n),
+            _ => None,
+        }
+    }
+
     /// Parses the head once it is complete.
     fn head(&mut self, buf: &mut BytesMut) -> Result<Option<Head>, HttpError> {
         let from = self.scanned.saturating_sub(3);

@@ -145,6 +145,16 @@ impl HttpSession {
         wrote
     }
 
+    /// How many bytes the input must hold in all for the request being read to complete,
+    /// when that is known (a body of announced length): lets a driver read a body longer
+    /// than its read buffer.
+    pub fn needed(&self, buf: &[u8]) -> Option<usize> {
+        if self.last_read || self.slots.len() >= self.max_pipelined {
+            return None;
+        }
+        self.decoder.needed(buf)
+    }
+
     /// `true` once the response after which the connection closes has been transmitted.
     pub fn should_close(&self) -> bool {
         self.done

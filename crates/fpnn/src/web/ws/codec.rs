@@ -210,6 +210,19 @@ impl WebSocket {
         Ok(None)
     }
 
+    /// How many bytes `buf` must hold in all for the WebSocket frame at its front to be
+    /// read, when its header is there (so that a driver can read a frame longer than its
+    /// read buffer). `None` without a whole header, or when the header is refused (the next
+    /// [`WebSocket::read`] reports why).
+    pub fn needed(&self, buf: &[u8]) -> Option<usize> {
+        let (_, header_len, len) = self.parse_header(buf).ok().flatten()?;
+        if len > self.max_message as u64 {
+            return None;
+        }
+        // Fits: bounded by the message limit just above.
+        Some(header_len + len as usize)
+    }
+
     /// Parses the header at the front of `buf`: the header, its length and the payload's.
     fn parse_header(&self, buf: &[u8]) -> Result<Option<(FrameHeader, usize, u64)>, WsError> {
         if self.role == Role::Client {
