@@ -77,19 +77,31 @@ async fn a_wrong_key_is_a_connect_error_and_a_reconnect_exchanges_again() {
     let client = builder(&server)
         .enable_encryptor(key.public_key().clone(), Mode::Stream, Bits::Aes256)
         .build();
+    let mut closed = Vec::new();
     for uid in 0..3 {
         assert_eq!(client.get_token(uid).await.unwrap(), format!("token-{uid}"));
         for conn in server.connections() {
+            assert!(conn.is_encrypted());
+            closed.push(conn.id());
             conn.close();
         }
+        // The client saw the close, or has already reconnected (the official schedule
+        // retries at once): either way the next call goes over a new connection.
         tokio::time::timeout(Duration::from_secs(5), async {
-            while client.is_connected() {
+            while client.is_connected()
+                && server
+                    .connections()
+                    .iter()
+                    .all(|c| closed.contains(&c.id()))
+            {
                 tokio::task::yield_now().await;
             }
         })
         .await
         .expect("the client sees the close");
     }
+    closed.dedup();
+    assert_eq!(closed.len(), 3, "a new encrypted connection each round");
     server.shutdown().await;
 }
 
