@@ -33,6 +33,7 @@ pub mod config;
 mod fingerprint;
 mod gate;
 mod metrics;
+mod process;
 mod registry;
 mod server_api;
 mod service;

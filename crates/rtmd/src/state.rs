@@ -380,6 +380,7 @@ impl State {
         if let Some(window) = self.store.replay_window() {
             crate::metrics::render_replay_window(&mut body, &window);
         }
+        crate::process::render(&mut body);
         body
     }
 
