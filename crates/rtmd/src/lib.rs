@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod audit;
 mod clock;
 pub mod config;
 mod fingerprint;

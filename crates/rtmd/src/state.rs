@@ -243,6 +243,8 @@ impl State {
             Err(LoginError::AlreadyLoggedIn) => return result,
         };
         self.metrics.auth(counted);
+        let reason = (counted != AuthResult::Ok).then_some(&counted as &dyn std::fmt::Display);
+        crate::audit::login(now, &pid, &uid, conn.peer_addr(), counted.label(), reason);
         result
     }
 
