@@ -992,4 +992,15 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn addresses_never_panic_and_ip_ports_pass(text in ".{0,80}", port in 0u16..) {
+            let _ = parse_addr("f", &text);
+            let v4 = format!("10.1.2.3:{port}");
+            let host = format!("node-1.example:{port}");
+            proptest::prop_assert!(parse_addr("f", &v4).is_ok());
+            proptest::prop_assert!(parse_addr("f", &host).is_ok());
+        }
+    }
 }

@@ -131,6 +131,7 @@ async fn run(config: Config, development: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let stop = StopSignals::listen();
     let admin = service
         .admin_addr()
         .map(|a| a.to_string())
@@ -161,7 +162,7 @@ async fn run(config: Config, development: bool) -> ExitCode {
             service.gate_addr(),
         );
     }
-    wait_for_signal().await;
+    stop.wait().await;
     tracing::info!(
         "shutting down: answering calls in flight, closing connections, flushing the store"
     );
@@ -170,24 +171,37 @@ async fn run(config: Config, development: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened for from its creation: made before the ready line, so that a
+/// signal sent as soon as the line is read is not taken by the default action (exit 143).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                handlers: signal(SignalKind::interrupt())
+                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                    .ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.handlers {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

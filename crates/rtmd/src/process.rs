@@ -177,4 +177,29 @@ mod tests {
         );
         assert!(after.cpu_seconds >= before.cpu_seconds);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(text in ".{0,300}") {
+            let _ = parse_stat(&text);
+            let _ = parse_vm_rss(&text);
+            let _ = parse_btime(&text);
+        }
+
+        #[test]
+        fn a_stat_line_gives_back_its_fields(
+            name in "[ -~]{0,20}",
+            utime in proptest::num::u64::ANY,
+            stime in proptest::num::u64::ANY,
+            start in proptest::num::u64::ANY,
+        ) {
+            let filler = |n: usize| vec!["0"; n].join(" ");
+            let stat = format!(
+                "1 ({name}) S {} {utime} {stime} {} {start} 10 20",
+                filler(10),
+                filler(6)
+            );
+            proptest::prop_assert_eq!(parse_stat(&stat), Some((utime, stime, start)));
+        }
+    }
 }

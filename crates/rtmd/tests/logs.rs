@@ -24,6 +24,23 @@ fn start_with_config(dir: &Path, toml: &str, extra: &[&str]) -> Binary {
     Binary::start_args(&args, dir.join("stderr"))
 }
 
+/// Starts the development project (data in `dir/data`) with the server API on `server_api`,
+/// the gate on a free loopback port and the admin port off.
+fn start_dev_without_admin(dir: &Path, server_api: &str) -> Binary {
+    let data = dir.join("data");
+    let args: [&OsStr; 8] = [
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--server-api".as_ref(),
+        server_api.as_ref(),
+        "--gate".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--admin".as_ref(),
+        "".as_ref(),
+    ];
+    Binary::start_args(&args, dir.join("stderr"))
+}
+
 /// Stops `rtmd` with SIGTERM and returns its stderr.
 fn stop(mut rtmd: Binary) -> String {
     rtmd.terminate();
@@ -55,20 +72,7 @@ fn text_logs_to_a_file_have_no_colours_and_one_clean_ready_line() {
 #[test]
 fn the_admin_port_off_reads_off_in_the_ready_line() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let rtmd = Binary::start_args(
-        &[
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--server-api".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--gate".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--admin".as_ref(),
-            "".as_ref(),
-        ],
-        dir.path().join("stderr"),
-    );
+    let rtmd = start_dev_without_admin(dir.path(), "127.0.0.1:0");
     assert_eq!(rtmd.admin, "off");
     let log = stop(rtmd);
     assert!(log.contains("admin=off"), "{log}");
@@ -146,19 +150,7 @@ fn a_clean_configuration_draws_no_warning() {
 fn a_host_name_is_accepted_where_an_address_is_asked() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let rtmd = Binary::start_args(
-        &[
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--server-api".as_ref(),
-            "localhost:0".as_ref(),
-            "--gate".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--admin".as_ref(),
-            "".as_ref(),
-        ],
-        dir.path().join("stderr"),
-    );
+    let rtmd = start_dev_without_admin(dir.path(), "localhost:0");
     let api: std::net::SocketAddr = rtmd.api.parse().unwrap();
     assert!(api.ip().is_loopback(), "{api}");
     stop(rtmd);
