@@ -261,6 +261,9 @@ pub(crate) enum Handled {
     Inline(HandlerResult),
     /// A task of its own finishes it later ([`Link::finish`]).
     Later,
+    /// The handler already finished it on the connection itself (the `*key` exchange).
+    #[cfg_attr(not(feature = "encryption"), allow(dead_code))]
+    Finished,
     /// The quest cannot be handled (an undecodable payload): close the connection.
     Close(CloseReason),
 }
@@ -460,7 +463,7 @@ where
                             }
                             inline = true;
                         }
-                        Handled::Later => {}
+                        Handled::Later | Handled::Finished => {}
                         Handled::Close(reason) => {
                             inner.conn.oneway_done();
                             inner.conn.close(reason, now());

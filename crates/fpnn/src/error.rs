@@ -62,6 +62,11 @@ pub enum ConnectError {
     /// No connection within the connect timeout.
     #[error("timed out after {0:?}")]
     TimedOut(std::time::Duration),
+    /// The connection was made but the `*key` exchange of an encrypted connection failed: the
+    /// server closed it (a key on another curve, a server without encryption), its answer
+    /// could not be decrypted (a wrong server key), or it refused.
+    #[error("key exchange failed: {0}")]
+    KeyExchange(String),
 }
 
 impl PartialEq for ConnectError {
@@ -70,6 +75,7 @@ impl PartialEq for ConnectError {
         match (self, other) {
             (ConnectError::Io(a), ConnectError::Io(b)) => a.kind() == b.kind(),
             (ConnectError::TimedOut(a), ConnectError::TimedOut(b)) => a == b,
+            (ConnectError::KeyExchange(a), ConnectError::KeyExchange(b)) => a == b,
             _ => false,
         }
     }

@@ -83,6 +83,19 @@ struct Global {
     /// replays): rtmd's default, 16 Mi. 0 writes no setting (for builds without it).
     #[arg(long, global = true, default_value_t = 16 << 20)]
     replay_capacity: usize,
+    /// Encrypt (FPNN `*key` exchange, secp256r1, AES-128) in `package` or `stream` mode: the
+    /// rtmd started gets a key on both ports (plain still allowed), and the raw closed-loop
+    /// server API client and the `auth` logins run `*key` first on every connection.
+    #[arg(long, global = true, value_parser = parse_encrypt)]
+    encrypt: Option<fpnn::encryption::Mode>,
+}
+
+fn parse_encrypt(text: &str) -> Result<fpnn::encryption::Mode, String> {
+    match text {
+        "package" => Ok(fpnn::encryption::Mode::Package),
+        "stream" => Ok(fpnn::encryption::Mode::Stream),
+        other => Err(format!("'{other}': package or stream")),
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -271,7 +284,13 @@ impl Rtmds<'_> {
         }
         let dir = target::temp_data_dir();
         self.dirs.push(dir.clone());
-        let t = Target::start_rtmd(&self.bin(), &dir, replay_capacity, &self.extra_limits)?;
+        let t = Target::start_rtmd(
+            &self.bin(),
+            &dir,
+            replay_capacity,
+            &self.extra_limits,
+            self.global.encrypt,
+        )?;
         eprintln!(
             "started rtmd (pid {}) server_api={} gate={} data={}",
             t.os_pid.unwrap_or(0),

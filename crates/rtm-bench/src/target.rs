@@ -26,6 +26,8 @@ pub struct Target {
     pub pid: i32,
     /// The project's secret.
     pub secret: String,
+    /// When its ports are encrypted (`--encrypt`): what clients encrypt with.
+    pub encryption: Option<fpnn::encryption::ClientEncryption>,
     child: Option<Child>,
 }
 
@@ -141,6 +143,7 @@ impl Target {
         data_dir: &Path,
         replay_capacity: usize,
         extra_limits: &str,
+        encrypt: Option<fpnn::encryption::Mode>,
     ) -> Result<Target, String> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
@@ -163,9 +166,29 @@ impl Target {
         } else {
             format!("[limits]\n{limits}\n")
         };
+        // With --encrypt: a secp256r1 key for both ports, plain connections still allowed
+        // (the plain runs of the same rtmd and the encrypted ones share it).
+        let (encryption, encryption_tables) = match encrypt {
+            None => (None, String::new()),
+            Some(mode) => {
+                use fpnn::encryption::{write_key_files, ClientEncryption, Curve, PrivateKey};
+                let key = PrivateKey::generate(Curve::Secp256r1).map_err(|e| e.to_string())?;
+                let files = write_key_files(&key, data_dir.join("bench-key"), true)
+                    .map_err(|e| e.to_string())?;
+                let table = |port: &str| {
+                    format!(
+                        "[encryption.{port}]\ncurve = \"secp256r1\"\nprivate_key = {:?}\npolicy = \"allow\"\n\n",
+                        files.private_key.display().to_string()
+                    )
+                };
+                let tables = table("server_api") + &table("gate");
+                let client = ClientEncryption::new(key.public_key().clone()).mode(mode);
+                (Some(client), tables)
+            }
+        };
         let config = format!(
             "data_dir = {dir:?}\n\n[listen]\nserver_api = \"127.0.0.1:0\"\ngate = \"127.0.0.1:0\"\n\
-             admin = \"127.0.0.1:0\"\n\n{limits}[[projects]]\npid = {DEV_PID}\nsecrets = [\"{secret}\"]\n",
+             admin = \"127.0.0.1:0\"\n\n{limits}[[projects]]\npid = {DEV_PID}\nsecrets = [\"{secret}\"]\n\n{encryption_tables}",
             dir = data_dir.display().to_string(),
         );
         let config_path = data_dir.join("rtmd.toml");
@@ -198,6 +221,7 @@ impl Target {
             os_pid: Some(child.id()),
             pid: DEV_PID,
             secret,
+            encryption,
             child: Some(child),
         })
     }
@@ -222,6 +246,7 @@ impl Target {
             os_pid: Some(child.id()),
             pid: DEV_PID,
             secret: "any".into(),
+            encryption: None,
             child: Some(child),
         })
     }
@@ -244,6 +269,7 @@ impl Target {
             os_pid,
             pid,
             secret,
+            encryption: None,
             child: None,
         })
     }

@@ -216,6 +216,8 @@ pub enum Incoming {
 pub struct Reader {
     buf: BytesMut,
     decoder: FrameDecoder,
+    /// After a key exchange: the decrypting receiver.
+    receiver: Option<fpnn::encryption::FrameReceiver>,
 }
 
 impl Default for Reader {
@@ -223,8 +225,71 @@ impl Default for Reader {
         Reader {
             buf: BytesMut::with_capacity(64 * 1024),
             decoder: FrameDecoder::default(),
+            receiver: None,
         }
     }
+}
+
+/// The sending half of an encrypted connection (`--encrypt`).
+pub struct Sealer {
+    encryptor: fpnn::encryption::FrameEncryptor,
+    out: BytesMut,
+}
+
+impl Sealer {
+    /// Encrypts the frames in `buf` (whole frames, back to back), in order, replacing them
+    /// with their wire form.
+    pub fn seal(&mut self, buf: &mut BytesMut) -> std::io::Result<()> {
+        let bad = |e: fpnn::CodecError| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+        };
+        self.out.clear();
+        let mut at = 0;
+        while at < buf.len() {
+            let len = FrameDecoder::default()
+                .needed(&buf[at..])
+                .map_err(bad)?
+                .filter(|len| at + len <= buf.len())
+                .ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "a partial frame to seal")
+                })?;
+            self.encryptor
+                .encrypt_frame(&buf[at..at + len], &mut self.out)
+                .map_err(bad)?;
+            at += len;
+        }
+        std::mem::swap(buf, &mut self.out);
+        Ok(())
+    }
+}
+
+/// Runs the `*key` exchange on a new blocking connection when `encryption` is given: `*key`
+/// first, then the reader decrypts and the returned sealer encrypts.
+pub fn key_exchange(
+    stream: &mut TcpStream,
+    reader: &mut Reader,
+    encryption: Option<&fpnn::encryption::ClientEncryption>,
+) -> std::io::Result<Option<Sealer>> {
+    let Some(encryption) = encryption else {
+        return Ok(None);
+    };
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let handshake = encryption.start().map_err(|e| invalid(e.to_string()))?;
+    let quest = handshake
+        .quest(u32::MAX)
+        .map_err(|e| invalid(e.to_string()))?;
+    let bytes = Frame::from(quest)
+        .encode()
+        .map_err(|e| invalid(e.to_string()))?;
+    stream.write_all(&bytes)?;
+    let (encryptor, receiver) = handshake.session().split(fpnn::DEFAULT_MAX_FRAME);
+    reader.receiver = Some(receiver);
+    let answer = reader.answer(stream)?;
+    fpnn::encryption::ClientHandshake::check_answer(&answer).map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(Sealer {
+        encryptor,
+        out: BytesMut::new(),
+    }))
 }
 
 impl Reader {
@@ -259,7 +324,11 @@ impl Reader {
     /// Decodes the frames already buffered.
     fn drain(&mut self, f: &mut impl FnMut(Incoming)) -> std::io::Result<()> {
         loop {
-            match self.decoder.decode(&mut self.buf) {
+            let decoded = match &mut self.receiver {
+                Some(receiver) => receiver.decode(&mut self.buf),
+                None => self.decoder.decode(&mut self.buf),
+            };
+            match decoded {
                 Ok(Some(Frame::Answer(a))) => f(Incoming::Answer(a)),
                 Ok(Some(Frame::Quest(_))) => f(Incoming::Pushed),
                 Ok(None) => return Ok(()),
@@ -304,7 +373,11 @@ pub fn call(
     stream: &mut TcpStream,
     reader: &mut Reader,
     out: &mut BytesMut,
+    sealer: Option<&mut Sealer>,
 ) -> std::io::Result<Answer> {
+    if let Some(sealer) = sealer {
+        sealer.seal(out)?;
+    }
     stream.write_all(out)?;
     out.clear();
     reader.answer(stream)

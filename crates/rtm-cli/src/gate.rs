@@ -10,9 +10,14 @@
 //! outside any race, so that a write is never cut in the middle of a frame. Frames that came
 //! in with the gate's FIN are handled before the close is reported (a `kickout` followed at
 //! once by the close is not lost).
+//!
+//! With a gate key, the connection is encrypted: `*key` goes first in plaintext, its answer
+//! is the gate's first encrypted frame, and every frame after it goes through the session's
+//! encryptor and receiver.
 
 use crate::failure::{seconds, Cause, Kind};
 use bytes::BytesMut;
+use fpnn::encryption::{ClientEncryption, ClientHandshake, FrameEncryptor, FrameReceiver};
 use fpnn::{Answer, CodecError, ErrorAnswer, Frame, FrameDecoder, Quest, Value};
 use rtm_protocol::code;
 use rtm_protocol::gate::{self, Method};
@@ -46,11 +51,67 @@ pub struct GateConn {
     next_seq: u32,
     /// `kickout` pushes met while waiting for an answer, reported by the next `next_push`.
     kickouts_seen: u32,
+    /// Set once the connection is encrypted (after `*key` was sent).
+    encrypted: Option<(FrameEncryptor, FrameReceiver)>,
 }
 
 impl GateConn {
+    /// Connects to `endpoint` (`host:port`) within `timeout`, and runs the key exchange
+    /// when `encryption` is given (within another `timeout`).
+    pub async fn connect(
+        endpoint: &str,
+        timeout: Duration,
+        encryption: Option<&ClientEncryption>,
+    ) -> Result<GateConn, Cause> {
+        let mut conn = GateConn::connect_plain(endpoint, timeout).await?;
+        if let Some(encryption) = encryption {
+            conn.exchange_keys(encryption, timeout).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends `*key` (in plaintext, the first frame), switches to encryption and waits for
+    /// the answer, which is the gate's first encrypted frame.
+    async fn exchange_keys(
+        &mut self,
+        encryption: &ClientEncryption,
+        timeout: Duration,
+    ) -> Result<(), Cause> {
+        let endpoint = self.endpoint.clone();
+        let failed = |why: String| {
+            Cause::new(
+                Kind::Connection,
+                code::CORE_INVALID_CONNECTION,
+                format!("key exchange with {endpoint} failed: {why}"),
+            )
+        };
+        let handshake = encryption.start().map_err(|e| failed(e.to_string()))?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let quest = handshake.quest(seq).map_err(codec_error)?;
+        self.send(Frame::Quest(quest)).await?;
+        self.encrypted = Some(handshake.session().split(MAX_FRAME));
+        let answer = match self.wait_answer(seq, timeout).await {
+            Ok(answer) => answer,
+            Err(cause) if cause.kind == Kind::Protocol => {
+                return Err(failed(format!(
+                    "the answer does not decrypt ({}): wrong --gate-key?",
+                    cause.detail
+                )))
+            }
+            Err(cause) if cause.code == code::CORE_CONNECTION_CLOSED => {
+                return Err(failed(
+                    "the gate closed the connection: a key on another curve, or a gate without encryption?"
+                        .into(),
+                ))
+            }
+            Err(cause) => return Err(cause),
+        };
+        ClientHandshake::check_answer(&answer).map_err(|e| failed(e.to_string()))
+    }
+
     /// Connects to `endpoint` (`host:port`) within `timeout`.
-    pub async fn connect(endpoint: &str, timeout: Duration) -> Result<GateConn, Cause> {
+    async fn connect_plain(endpoint: &str, timeout: Duration) -> Result<GateConn, Cause> {
         let refused = |why: String| {
             Cause::new(
                 Kind::Connection,
@@ -74,6 +135,7 @@ impl GateConn {
             decoder: FrameDecoder::new(MAX_FRAME),
             next_seq: 1,
             kickouts_seen: 0,
+            encrypted: None,
         })
     }
 
@@ -95,12 +157,18 @@ impl GateConn {
         let params = fpnn::to_value(params)
             .map_err(|e| Cause::new(Kind::Protocol, code::CORE_ENCODING, e.to_string()))?;
         let quest = Quest::twoway(method.name(), seq, &params).map_err(codec_error)?;
+        self.send(Frame::Quest(quest)).await?;
+        answer_result(self.wait_answer(seq, timeout).await?)
+    }
+
+    /// Waits for the answer to quest `seq` within `timeout`, answering the gate's pushes
+    /// meanwhile.
+    async fn wait_answer(&mut self, seq: u32, timeout: Duration) -> Result<Answer, Cause> {
         let exchange = async {
-            self.send(Frame::Quest(quest)).await?;
             loop {
                 while let Some(frame) = self.decode()? {
                     match frame {
-                        Frame::Answer(answer) if answer.seq == seq => return answer_result(answer),
+                        Frame::Answer(answer) if answer.seq == seq => return Ok(answer),
                         // An answer to nothing we are waiting for: a late one, dropped.
                         Frame::Answer(_) => {}
                         Frame::Quest(pushed) => {
@@ -201,7 +269,11 @@ impl GateConn {
     }
 
     fn decode(&mut self) -> Result<Option<Frame>, Cause> {
-        self.decoder.decode(&mut self.input).map_err(|e| {
+        let decoded = match &mut self.encrypted {
+            Some((_, receiver)) => receiver.decode(&mut self.input),
+            None => self.decoder.decode(&mut self.input),
+        };
+        decoded.map_err(|e| {
             Cause::new(
                 Kind::Protocol,
                 e.code(),
@@ -211,7 +283,14 @@ impl GateConn {
     }
 
     async fn send(&mut self, frame: Frame) -> Result<(), Cause> {
-        let bytes = frame.encode().map_err(codec_error)?;
+        let mut bytes = frame.encode().map_err(codec_error)?;
+        if let Some((encryptor, _)) = &mut self.encrypted {
+            let mut wire = BytesMut::with_capacity(bytes.len() + 4);
+            encryptor
+                .encrypt_frame(&bytes, &mut wire)
+                .map_err(codec_error)?;
+            bytes = wire.freeze();
+        }
         self.stream.write_all(&bytes).await.map_err(|e| {
             Cause::new(
                 Kind::Connection,

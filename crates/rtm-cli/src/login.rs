@@ -35,7 +35,8 @@ pub async fn run(global: &Global, args: LoginArgs) -> Result<ExitCode, Problem> 
     let gate = global.gate.as_str();
     let failed = |cause: Cause| Failure::new("login", Port::Gate, gate, cause);
 
-    let mut conn = GateConn::connect(gate, global.timeout)
+    let encryption = global.crypto.gate()?;
+    let mut conn = GateConn::connect(gate, global.timeout, encryption.as_ref())
         .await
         .map_err(failed)?;
     let auth = Auth {

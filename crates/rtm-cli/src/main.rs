@@ -8,13 +8,18 @@
 //! rtm device list --uid 42               # rtmd extension
 //! rtm kickout --uid 42 [--ce ip:port]    # forces the user (or one login) offline
 //! rtm login --uid 42 --token <token>     # logs in to the gate as the user and waits
+//! rtm keygen --curve secp256r1 keys/server # writes an encryption key pair (eccKeyMaker files)
 //! ```
+//!
+//! `--server-key FILE` encrypts the server API connection, `--gate-key FILE` the gate's
+//! (FPNN encryption: ECDH with the server's public key, then AES-CFB; see [`crypto`]).
 //!
 //! The project comes from `--pid`/`--secret` or `RTM_PID`/`RTM_SECRET`; the server API from
 //! `--endpoint` or `RTM_ENDPOINT`, the gate from `--gate` or `RTM_GATE`. `--json` prints one
 //! JSON object a line on stdout for scripts. Failures are reported in one style
 //! ([`failure`]); the exit codes are in [`failure::exit`] and [`EXIT_CODES`].
 
+mod crypto;
 mod defaults;
 mod failure;
 mod gate;
@@ -80,6 +85,8 @@ pub struct Global {
     /// Print JSON on stdout, one object a line, for scripts (errors stay text on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub crypto: crypto::CryptoArgs,
 }
 
 impl Global {
@@ -148,6 +155,9 @@ enum Command {
     Kickout(server::KickoutArgs),
     /// Log in to the gate as an end user and stay connected until kicked out (or Ctrl-C).
     Login(login::LoginArgs),
+    /// Write a new encryption key pair, the files the official eccKeyMaker writes: NAME-private.key
+    /// (for rtmd's encryption.*.private_key), NAME-public.pem / .der / .key (for clients).
+    Keygen(crypto::KeygenArgs),
 }
 
 /// Why a command did not succeed.
@@ -184,6 +194,7 @@ fn main() -> ExitCode {
             Command::Device { action } => server::device(&cli.global, action).await,
             Command::Kickout(args) => server::kickout(&cli.global, args).await,
             Command::Login(args) => login::run(&cli.global, args).await,
+            Command::Keygen(args) => crypto::keygen(&cli.global, args),
         }
     });
     match result {

@@ -86,13 +86,19 @@ fn parse_ce(text: &str) -> Result<SocketAddr, String> {
 
 /// The SDK client for the server API, with the command line's project and timeout.
 fn client(global: &Global) -> Result<RtmServerClient, Problem> {
-    Ok(
+    let mut builder =
         RtmServerClient::builder(global.pid()?, global.secret()?, global.endpoint.clone())
             .quest_timeout(global.timeout)
             .connect_timeout(global.timeout)
-            .auto_reconnect(false)
-            .build(),
-    )
+            .auto_reconnect(false);
+    if let Some(encryption) = global.crypto.server_api()? {
+        builder = builder.enable_encryptor(
+            encryption.server_key().clone(),
+            encryption.framing(),
+            encryption.key_bits(),
+        );
+    }
+    Ok(builder.build())
 }
 
 /// A failed server API call, in the one style.

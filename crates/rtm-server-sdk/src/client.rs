@@ -54,6 +54,45 @@ impl RtmServerClientBuilder {
         self
     }
 
+    /// Encrypts the connection as the official SDKs' `enableEncryptor` does: ECDH with the
+    /// server's public key (PEM, DER or raw `X‖Y` with its curve, see
+    /// [`PublicKey::decode`](crate::encryption::PublicKey::decode)), then AES-CFB in
+    /// `mode` ([`Mode::Package`](crate::encryption::Mode::Package), the C++ SDK's default, or
+    /// [`Mode::Stream`](crate::encryption::Mode::Stream)) with a 128- or 256-bit key.
+    ///
+    /// The exchange (`*key`) runs first on every connect and reconnect, with a fresh
+    /// ephemeral key; the connection counts as made once the server's answer decrypts. With
+    /// a wrong key, calls fail with [`Error::Connect`](crate::Error::Connect) and
+    /// [`ConnectError::KeyExchange`](crate::ConnectError::KeyExchange).
+    ///
+    /// ```no_run
+    /// use rtm_server_sdk::encryption::{Bits, Mode, PublicKey};
+    /// use rtm_server_sdk::RtmServerClient;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// // The public key file `rtmd keygen` (or the official eccKeyMaker) wrote.
+    /// let server_key = PublicKey::from_file("server-secp256r1-public.pem", None)?;
+    /// let client = RtmServerClient::builder(11000001, "project-secret", "127.0.0.1:13315")
+    ///     .enable_encryptor(server_key, Mode::Package, Bits::Aes128)
+    ///     .build();
+    /// let token = client.get_token(42).await?;
+    /// # let _ = token;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn enable_encryptor(
+        mut self,
+        server_key: crate::encryption::PublicKey,
+        mode: crate::encryption::Mode,
+        bits: crate::encryption::Bits,
+    ) -> Self {
+        let encryption = fpnn::encryption::ClientEncryption::new(server_key)
+            .mode(mode)
+            .bits(bits);
+        self.fpnn = self.fpnn.encryption(encryption);
+        self
+    }
+
     /// Connection callbacks: connected (with `is_reconnect`), connect failed, closed (with
     /// `by_error` and `will_reconnect`).
     pub fn on_event(mut self, hook: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {

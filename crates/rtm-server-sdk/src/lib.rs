@@ -64,15 +64,35 @@
 //!
 //! # Transport security
 //!
-//! None yet: the connection is plain TCP, unencrypted. The sign of each call
+//! By default the connection is plain TCP. The sign of each call
 //! (`MD5("pid:secret:salt:method:ts")`, see [`sign`]) proves that the call comes from a
 //! holder of the secret and is fresh, and the server refuses a replayed sign; but it covers
-//! neither the call's parameters (`uid`, `devicetoken`, `ce`: someone on the path can change
-//! them) nor the answer (the token `get_token` returns travels in clear, and whoever reads it
-//! can log in as that user). A captured sign also lets an observer test guesses of the
-//! secret offline, so use a long random secret. Keep the connection on a network you trust
-//! (loopback, a private network, a VPN or a TLS tunnel) until FPNN encryption (ECDH +
-//! AES, which the official SDKs offer) lands here.
+//! neither the call's parameters (`uid`, `devicetoken`, `ce`) nor the answer (the token
+//! `get_token` returns, with which anyone can log in as that user).
+//!
+//! [`RtmServerClientBuilder::enable_encryptor`] encrypts the connection as the official
+//! SDKs do (ECDH on secp256r1, secp256k1, secp224r1 or secp192r1 with the server's public
+//! key, then AES-128 or AES-256 in CFB mode): parameters and tokens then travel encrypted,
+//! and only the holder of the server's private key can read them or answer. There is no
+//! certificate: distribute the server's public key yourself (`rtmd keygen` writes the key
+//! files). Without it, keep the connection on a network you trust.
+//!
+//! ```no_run
+//! use rtm_server_sdk::encryption::{Bits, Curve, Mode, PublicKey};
+//! use rtm_server_sdk::RtmServerClient;
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // PEM or DER name their curve; raw X‖Y needs it.
+//! let raw = std::fs::read("server-secp256r1-public.key")?;
+//! let server_key = PublicKey::decode(&raw, Some(Curve::Secp256r1))?;
+//! let client = rtm_server_sdk::blocking::RtmServerClient::builder(11000001, "secret", "127.0.0.1:13315")
+//!     .enable_encryptor(server_key, Mode::Stream, Bits::Aes256)
+//!     .build_blocking()?;
+//! let token = client.get_token(42)?;
+//! # let _ = token;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Blocking
 //!
@@ -81,6 +101,11 @@
 
 pub mod blocking;
 mod client;
+/// The keys and options of [`RtmServerClientBuilder::enable_encryptor`], from
+/// [`fpnn::encryption`].
+pub mod encryption {
+    pub use fpnn::encryption::{Bits, Curve, KeyError, Mode, PublicKey};
+}
 mod error;
 
 pub use client::{

@@ -26,6 +26,16 @@
 //! max_in_flight_total = 16384        # quests of all a port's connections at once; then 20011
 //! write_stall_timeout = "30s"        # a client that takes no bytes this long is closed
 //!
+//! [encryption.server_api]            # optional, per port: FPNN encryption (ECDH + AES-CFB)
+//! curve = "secp256r1"                # secp256r1, secp256k1, secp224r1 or secp192r1
+//! private_key = "/etc/rtmd/server-secp256r1-private.key"   # written by `rtm keygen`
+//! policy = "require"                 # or "allow": plain connections may call methods too
+//!
+//! [encryption.gate]                  # the same for the client gate
+//! curve = "secp256k1"
+//! private_key = "/etc/rtmd/gate-secp256k1-private.key"
+//! policy = "allow"
+//!
 //! [redis]                            # only with store = "redis://..." (cluster mode)
 //! key_prefix = "rtm"                 # every key and channel starts with it
 //! session_ttl = "15s"                # a dead node's sessions leave the registry by then
@@ -129,6 +139,9 @@ pub struct Config {
     /// Settings of the Redis store (cluster mode).
     #[serde(default)]
     pub redis: RedisSettings,
+    /// FPNN encryption of the server API and gate ports.
+    #[serde(default)]
+    pub encryption: EncryptionSettings,
     /// The projects served.
     #[serde(default)]
     pub projects: Vec<Project>,
@@ -278,6 +291,86 @@ impl Default for Limits {
             max_in_flight_total: fpnn::server::DEFAULT_MAX_IN_FLIGHT_TOTAL,
             write_stall_timeout: fpnn::proto::DEFAULT_WRITE_STALL_TIMEOUT,
         }
+    }
+}
+
+/// FPNN encryption (the `*key` exchange: ECDH, then AES-CFB) of the two FPNN ports; each
+/// is plain when its table is absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionSettings {
+    /// The server API port.
+    pub server_api: Option<PortEncryption>,
+    /// The client gate port.
+    pub gate: Option<PortEncryption>,
+}
+
+/// The encryption of one port: its static key and whether plain connections are served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortEncryption {
+    /// The key's curve: `secp256r1`, `secp256k1`, `secp224r1` or `secp192r1`.
+    pub curve: String,
+    /// The raw private key file (`NAME-CURVE-private.key` as `rtm keygen` and the official
+    /// eccKeyMaker write it); a relative path is relative to the working directory.
+    pub private_key: PathBuf,
+    /// `"require"`: a plain connection that calls a method is closed without an answer
+    /// (`*ping` stays open), as the C++ framework's `forceEncrypt.userMethods`. `"allow"`
+    /// (default): encrypted and plain connections are both served.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+}
+
+fn default_policy() -> String {
+    "allow".into()
+}
+
+impl PortEncryption {
+    /// Reads the key file and checks the curve and the policy; `field` names the table in
+    /// errors (`encryption.gate`).
+    pub fn load(&self, field: &str) -> Result<fpnn::server::ServerEncryption, ConfigError> {
+        let curve: fpnn::encryption::Curve = self
+            .curve
+            .parse()
+            .map_err(|e| invalid(format!("{field}.curve"), format!("{e}")))?;
+        let policy: fpnn::server::EncryptionPolicy = self
+            .policy
+            .parse()
+            .map_err(|e: String| invalid(format!("{field}.policy"), e))?;
+        let key =
+            fpnn::encryption::PrivateKey::from_file(curve, &self.private_key).map_err(|e| {
+                invalid(
+                    format!("{field}.private_key"),
+                    format!("{}: {e}", self.private_key.display()),
+                )
+            })?;
+        Ok(fpnn::server::ServerEncryption::new(key).policy(policy))
+    }
+}
+
+impl EncryptionSettings {
+    /// Each port's encryption, loaded: `(server_api, gate)`.
+    #[allow(clippy::type_complexity)]
+    pub fn load(
+        &self,
+    ) -> Result<
+        (
+            Option<fpnn::server::ServerEncryption>,
+            Option<fpnn::server::ServerEncryption>,
+        ),
+        ConfigError,
+    > {
+        let server_api = self
+            .server_api
+            .as_ref()
+            .map(|e| e.load("encryption.server_api"))
+            .transpose()?;
+        let gate = self
+            .gate
+            .as_ref()
+            .map(|e| e.load("encryption.gate"))
+            .transpose()?;
+        Ok((server_api, gate))
     }
 }
 
@@ -455,6 +548,7 @@ impl Config {
             listen: Listen::default(),
             limits: Limits::default(),
             redis: RedisSettings::default(),
+            encryption: EncryptionSettings::default(),
             projects: vec![Project::new(DEV_PID, secret)],
             log_format: LogFormat::default(),
             redis_section: false,
@@ -569,6 +663,7 @@ impl Config {
                 "must be non-empty and contain no braces",
             ));
         }
+        self.encryption.load()?;
         if self.projects.is_empty() {
             return Err(invalid(
                 "projects",

@@ -112,6 +112,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
 pub struct Metrics {
     server_api_connections: AtomicI64,
     gate_connections: AtomicI64,
+    /// Open encrypted connections (after a `*key` exchange) on the server API port.
+    server_api_encrypted: AtomicI64,
+    /// Open encrypted connections on the gate port.
+    gate_encrypted: AtomicI64,
+    /// Successful `*key` exchanges: server API, gate.
+    key_exchanges: [AtomicU64; 2],
     calls_ok: [AtomicU64; Method::ALL.len()],
     /// Error answers by (method, code); `other` for unknown methods.
     calls_failed: Mutex<BTreeMap<(&'static str, i32), u64>>,
@@ -151,6 +157,27 @@ impl Metrics {
         let m = Metrics::default();
         m.store_up.store(true, Ordering::Relaxed);
         m
+    }
+
+    /// Counts a connection of `port` (`"server_api"` or `"gate"`) that switched to
+    /// encryption; [`Metrics::encrypted_closed`] when it closes.
+    pub fn encrypted_opened(&self, port: &str) {
+        let (gauge, i) = self.encrypted_gauge(port);
+        gauge.fetch_add(1, Ordering::Relaxed);
+        self.key_exchanges[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An encrypted connection of `port` closed.
+    pub fn encrypted_closed(&self, port: &str) {
+        self.encrypted_gauge(port).0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn encrypted_gauge(&self, port: &str) -> (&AtomicI64, usize) {
+        if port == "gate" {
+            (&self.gate_encrypted, 1)
+        } else {
+            (&self.server_api_encrypted, 0)
+        }
     }
 
     /// A connection opened (`true`) or closed on the server API port.
@@ -302,6 +329,42 @@ impl Metrics {
             "rtmd_connections{{port=\"gate\"}} {}",
             self.gate_connections.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_connections_by_encryption Open connections by port and encryption (encrypted: after a *key exchange)."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_connections_by_encryption gauge");
+        for (port, total, encrypted) in [
+            (
+                "server_api",
+                &self.server_api_connections,
+                &self.server_api_encrypted,
+            ),
+            ("gate", &self.gate_connections, &self.gate_encrypted),
+        ] {
+            let encrypted = encrypted.load(Ordering::Relaxed).max(0);
+            let plain = (total.load(Ordering::Relaxed) - encrypted).max(0);
+            let _ = writeln!(
+                out,
+                "rtmd_connections_by_encryption{{port=\"{port}\",encryption=\"encrypted\"}} {encrypted}"
+            );
+            let _ = writeln!(
+                out,
+                "rtmd_connections_by_encryption{{port=\"{port}\",encryption=\"plain\"}} {plain}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rtmd_key_exchanges_total Connections switched to encryption (*key exchanges accepted), by port."
+        );
+        let _ = writeln!(out, "# TYPE rtmd_key_exchanges_total counter");
+        for (port, counter) in ["server_api", "gate"].iter().zip(&self.key_exchanges) {
+            let _ = writeln!(
+                out,
+                "rtmd_key_exchanges_total{{port=\"{port}\"}} {}",
+                get(counter)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP rtmd_sessions Logged-in client sessions on this node."

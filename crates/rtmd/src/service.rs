@@ -8,7 +8,7 @@ use crate::state::State;
 use crate::store::{EmbeddedOptions, EmbeddedStore, RedisStore, Store, StoreError};
 use crate::token::Tokens;
 use crate::{gate, server_api};
-use fpnn::server::{Server, ServerConfig};
+use fpnn::server::{Server, ServerBuilder, ServerConfig, ServerEncryption};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,37 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A port's encryption key could not be loaded.
+    #[error(transparent)]
+    Encryption(#[from] crate::config::ConfigError),
+}
+
+/// Encrypts `builder`'s port when the configuration says so, and counts its encrypted
+/// connections in the metrics.
+fn with_encryption(
+    builder: ServerBuilder,
+    encryption: Option<ServerEncryption>,
+    port: &'static str,
+    state: &Arc<State>,
+) -> ServerBuilder {
+    let Some(encryption) = encryption else {
+        return builder;
+    };
+    tracing::info!(
+        port,
+        curve = %encryption.key().curve(),
+        policy = %encryption.get_policy(),
+        "encryption on"
+    );
+    let state = state.clone();
+    builder.encryption(encryption).on_key_exchange(move |conn| {
+        state.metrics().encrypted_opened(port);
+        let (conn, state) = (conn.clone(), state.clone());
+        tokio::spawn(async move {
+            conn.closed().await;
+            state.metrics().encrypted_closed(port);
+        });
+    })
 }
 
 /// The running service.
@@ -201,11 +232,17 @@ impl Rtmd {
             write_stall_timeout: Some(limits.write_stall_timeout),
         };
         let listen_at = config.listen.clone();
+        let (server_api_encryption, gate_encryption) = config.encryption.load()?;
         let (state, kicks) = State::new(config, store, tokens, registry, clock);
         let state = Arc::new(state);
 
         let listener = listen("server_api", &listen_at.server_api).await?;
-        let builder = Server::builder().config(server_config.clone());
+        let builder = with_encryption(
+            Server::builder().config(server_config.clone()),
+            server_api_encryption,
+            "server_api",
+            &state,
+        );
         let server_api = server_api::routes(builder, &state)
             .serve(listener)
             .map_err(|source| StartError::Listen {
@@ -215,7 +252,13 @@ impl Rtmd {
             })?;
 
         let listener = listen("gate", &listen_at.gate).await?;
-        let gate = gate::routes(Server::builder().config(server_config), &state)
+        let builder = with_encryption(
+            Server::builder().config(server_config),
+            gate_encryption,
+            "gate",
+            &state,
+        );
+        let gate = gate::routes(builder, &state)
             .serve(listener)
             .map_err(|source| StartError::Listen {
                 what: "gate",

@@ -79,6 +79,10 @@ pub struct ClientConfig {
     /// Close the connection when the server takes no bytes for this long while some wait.
     /// Default 30 s.
     pub write_stall_timeout: Option<Duration>,
+    /// Encrypt every connection with the `*key` exchange (the server's public key, the mode
+    /// and the key size). Off by default.
+    #[cfg(feature = "encryption")]
+    pub encryption: Option<crate::encryption::ClientEncryption>,
 }
 
 impl Default for ClientConfig {
@@ -93,6 +97,8 @@ impl Default for ClientConfig {
             outbound_budget: 1024 * 1024,
             max_in_flight: proto::DEFAULT_MAX_IN_FLIGHT,
             write_stall_timeout: Some(proto::DEFAULT_WRITE_STALL_TIMEOUT),
+            #[cfg(feature = "encryption")]
+            encryption: None,
         }
     }
 }
@@ -219,6 +225,30 @@ impl ClientBuilder {
     /// Sets the reconnect delays.
     pub fn regressive_strategy(mut self, strategy: RegressiveStrategy) -> Self {
         self.config.regressive = strategy;
+        self
+    }
+
+    /// Encrypts every connection: `*key` is sent first on every connect and reconnect, with
+    /// a fresh ephemeral key, and the connection counts as made only once the server's
+    /// answer has been decrypted. A wrong server key fails the connect with
+    /// [`ConnectError::KeyExchange`] (the server closes, or its answer does not decrypt).
+    ///
+    /// ```no_run
+    /// use fpnn::client::Client;
+    /// use fpnn::encryption::{Bits, ClientEncryption, Mode, PublicKey};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// // The server's public key as PEM or DER (or raw X‖Y with `PublicKey::from_raw`).
+    /// let server_key = PublicKey::from_file("server-secp256r1-public.pem", None)?;
+    /// let client = Client::builder("127.0.0.1:13315")
+    ///     .encryption(ClientEncryption::new(server_key).mode(Mode::Stream).bits(Bits::Aes256))
+    ///     .build();
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "encryption")]
+    pub fn encryption(mut self, encryption: crate::encryption::ClientEncryption) -> Self {
+        self.config.encryption = Some(encryption);
         self
     }
 
@@ -513,29 +543,100 @@ impl Client {
         let state_machine =
             proto::Connection::new(self.inner.config.connection_config(), driver::now());
         let link = Link::new(state_machine, peer);
-        {
-            let mut state = self.state();
-            if is_reconnect && state.closed_by_user {
-                // Closed by the user while this attempt was under way.
-                return Err(Error::Closed(CloseReason::ClosedLocally));
-            }
-            state.link = Some(link.clone());
-        }
-        // Reported before the connection's task starts, so that it comes before `Closed`.
-        self.emit(ConnectionEvent::Connected { peer, is_reconnect });
+        #[cfg(feature = "encryption")]
+        let key_answer = match self.start_key_exchange(&link, connect_deadline) {
+            Ok(answer) => answer,
+            Err(reason) => return failed(reason),
+        };
+        // The connection's task reports its close only once the connection counts as made
+        // (after the key exchange, when there is one).
+        let (made_tx, made_rx) = tokio::sync::oneshot::channel::<bool>();
         let handler = ClientHandler {
             client: Arc::downgrade(&self.inner),
         };
         let weak = Arc::downgrade(&self.inner);
         let run_link = link.clone();
+        let register = || {
+            {
+                let mut state = self.state();
+                if is_reconnect && state.closed_by_user {
+                    // Closed by the user while this attempt was under way.
+                    return Err(Error::Closed(CloseReason::ClosedLocally));
+                }
+                state.link = Some(link.clone());
+            }
+            // Reported before the connection's close can be, so that it comes before `Closed`.
+            self.emit(ConnectionEvent::Connected { peer, is_reconnect });
+            Ok(())
+        };
+        #[cfg(feature = "encryption")]
+        let encrypted = key_answer.is_some();
+        #[cfg(not(feature = "encryption"))]
+        let encrypted = false;
+        if !encrypted {
+            register()?;
+        }
         tokio::spawn(async move {
             let reason = driver::drive(stream, run_link.clone(), handler).await;
-            if let Some(inner) = weak.upgrade() {
-                Client { inner }.on_closed(&run_link, reason, started.elapsed());
+            let made = !encrypted || made_rx.await.unwrap_or(false);
+            if made {
+                if let Some(inner) = weak.upgrade() {
+                    Client { inner }.on_closed(&run_link, reason, started.elapsed());
+                }
             }
             run_link.mark_finished();
         });
+        #[cfg(feature = "encryption")]
+        if let Some(answer) = key_answer {
+            let result = match tokio::time::timeout_at(connect_deadline, answer).await {
+                Ok(reply) => key_exchange_result(reply),
+                Err(_) => {
+                    link.abort(CloseReason::ClosedLocally);
+                    let _ = made_tx.send(false);
+                    if connect_deadline < deadline {
+                        return failed(ConnectError::TimedOut(connect_timeout));
+                    }
+                    return Err(Error::Timeout(started.elapsed()));
+                }
+            };
+            if let Err(reason) = result {
+                link.abort(CloseReason::ClosedLocally);
+                let _ = made_tx.send(false);
+                return failed(reason);
+            }
+            if let Err(e) = register() {
+                link.abort(CloseReason::ClosedLocally);
+                let _ = made_tx.send(false);
+                return Err(e);
+            }
+            let _ = made_tx.send(true);
+            return Ok(link);
+        }
+        drop(made_tx);
         Ok(link)
+    }
+
+    /// Queues `*key` as the first frame of a new connection when the client encrypts, and
+    /// returns where its answer will come.
+    #[cfg(feature = "encryption")]
+    #[allow(clippy::type_complexity)]
+    fn start_key_exchange(
+        &self,
+        link: &Link,
+        deadline: Instant,
+    ) -> Result<Option<tokio::sync::oneshot::Receiver<Result<crate::Answer, Error>>>, ConnectError>
+    {
+        let Some(encryption) = &self.inner.config.encryption else {
+            return Ok(None);
+        };
+        let handshake = encryption
+            .start()
+            .map_err(|e| ConnectError::KeyExchange(e.to_string()))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        link.update(|conn, now| conn.start_key_exchange(&handshake, timeout, tx, now))
+            .map_err(|e| ConnectError::KeyExchange(e.to_string()))?;
+        Ok(Some(rx))
     }
 
     /// Whether an attempt to connect may go ahead. An explicit one (a quest, `connect`)
@@ -566,21 +667,49 @@ impl Client {
             }
             let strategy = &self.inner.config.regressive;
             state.schedule.connection_closed(strategy, lived);
-            let reconnect =
-                self.inner.config.auto_reconnect && !state.closed_by_user && !state.reconnecting;
-            if reconnect {
+            let reconnect = self.inner.config.auto_reconnect && !state.closed_by_user;
+            // A reconnect loop already running (its connect may have raced this close) goes
+            // on: it stops only once it finds a live connection.
+            let spawn = reconnect && !state.reconnecting;
+            if spawn {
                 state.reconnecting = true;
             }
-            reconnect
+            (reconnect, spawn)
         };
+        let (will_reconnect, spawn) = will_reconnect;
         self.emit(ConnectionEvent::Closed {
             by_error: reason.is_error(),
             reason: Error::Closed(reason),
             will_reconnect,
         });
-        if will_reconnect {
+        if spawn {
             tokio::spawn(reconnect_loop(Arc::downgrade(&self.inner)));
         }
+    }
+}
+
+/// What the answer to `*key` (or its absence) says about the key exchange.
+#[cfg(feature = "encryption")]
+fn key_exchange_result(
+    reply: Result<Result<crate::Answer, Error>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<(), ConnectError> {
+    use crate::proto::ProtocolError;
+    match reply {
+        Ok(Ok(answer)) => crate::encryption::ClientHandshake::check_answer(&answer)
+            .map_err(|e| ConnectError::KeyExchange(e.to_string())),
+        Ok(Err(Error::Closed(CloseReason::Protocol(
+            error @ (ProtocolError::Layer { .. } | ProtocolError::BadFrame(_)),
+        )))) => Err(ConnectError::KeyExchange(format!(
+            "the server's answer does not decrypt ({error}): wrong server key?"
+        ))),
+        Ok(Err(Error::Closed(reason))) => Err(ConnectError::KeyExchange(format!(
+            "the server closed the connection ({reason}): a key on another curve, or a \
+             server without encryption?"
+        ))),
+        Ok(Err(e)) => Err(ConnectError::KeyExchange(e.to_string())),
+        Err(_) => Err(ConnectError::KeyExchange(
+            "the connection ended during the key exchange".into(),
+        )),
     }
 }
 
@@ -609,12 +738,11 @@ async fn reconnect_loop(weak: Weak<Inner>) {
             return;
         }
         let deadline = Instant::now() + client.inner.config.connect_timeout;
-        let result = client.connect_by(deadline, true).await;
+        // Connected or not, the top of the loop decides: it stops at a live connection, checked
+        // under the same lock as `on_closed`, so a close that raced this connect (and found
+        // this loop running) is never left without a reconnect.
+        let _ = client.connect_by(deadline, true).await;
         last = Instant::now();
-        if result.is_ok() {
-            client.state().reconnecting = false;
-            return;
-        }
     }
 }
 

@@ -219,17 +219,52 @@ impl FrameReceiver {
     /// stream is corrupt and the connection must be closed; what is left in `buf` is then
     /// unspecified.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        let max_frame = self.max_frame;
+        match self.decrypt_next(buf)? {
+            Some(frame) => decode_exact(frame, max_frame)
+                .map(Some)
+                .inspect_err(|e| self.failed = Some(e.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the next whole frame off the front of `buf` and returns its decrypted bytes
+    /// (header included), without decoding it: what a [`crate::proto::WireLayer`] hands to
+    /// the connection. The frame's length is checked against the limit, not its content.
+    pub(crate) fn decrypt_next(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<BytesMut>, CodecError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let result = self.decode_next(buf);
+        let result = self.take_next(buf);
         if let Err(e) = &result {
             self.failed = Some(e.clone());
         }
         result
     }
 
-    fn decode_next(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+    /// How many bytes of input the frame at the front of the buffer needs in all, once
+    /// known (its length prefix, or its decrypted header, has arrived).
+    pub(crate) fn needed(&self, buf: &BytesMut) -> Option<usize> {
+        match &self.state {
+            Receive::Package(_) => {
+                let prefix = buf.get(..PACKAGE_PREFIX_LEN)?;
+                let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                usize::try_from(len)
+                    .ok()
+                    .map(|len| len.saturating_add(PACKAGE_PREFIX_LEN))
+            }
+            Receive::Stream { pending, .. } => pending.map(|(_, len)| len),
+        }
+    }
+
+    pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
+    fn take_next(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, CodecError> {
         let max_frame = self.max_frame;
         let frame = match &mut self.state {
             Receive::Package(cipher) => {
@@ -282,7 +317,7 @@ impl FrameReceiver {
                 frame
             }
         };
-        decode_exact(frame, max_frame).map(Some)
+        Ok(Some(frame))
     }
 }
 

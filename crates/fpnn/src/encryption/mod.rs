@@ -101,6 +101,7 @@ mod exchange;
 mod framing;
 mod keyfiles;
 mod keys;
+mod wire;
 
 pub use curve::{Curve, KeyKind};
 pub use derive::{Bits, KeyMaterial};
@@ -111,3 +112,4 @@ pub use exchange::{
 pub use framing::{FrameEncryptor, FrameReceiver, Mode, PACKAGE_PREFIX_LEN};
 pub use keyfiles::{write_key_files, KeyFiles};
 pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use wire::EncryptedWire;

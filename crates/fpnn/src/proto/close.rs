@@ -97,6 +97,17 @@ pub enum ProtocolError {
         /// What is wrong with its payload.
         error: CodecError,
     },
+    /// A `*key` quest the connection refused: not the first frame, a bad key or `bits`, a
+    /// server with no key (the official framework closes without an answer).
+    #[error("key exchange refused: {0}")]
+    KeyExchange(String),
+    /// A plain connection called a user method on a server that requires encryption (the
+    /// C++ framework's `forceEncrypt.userMethods`: closed without an answer).
+    #[error("encryption required: plain connection called '{method}'")]
+    EncryptionRequired {
+        /// The method called.
+        method: String,
+    },
     /// The wire layer (encryption, WebSocket, …) refused the bytes.
     #[error("{layer}: {message}")]
     Layer {

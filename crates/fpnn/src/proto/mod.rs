@@ -54,6 +54,8 @@
 
 pub(crate) mod close;
 mod config;
+#[cfg(feature = "encryption")]
+mod encrypt;
 mod pending;
 pub mod wire;
 
@@ -134,6 +136,10 @@ pub enum SendError {
     /// The quest could not be encoded.
     #[error("cannot encode quest: {0}")]
     Encode(CodecError),
+    /// A key exchange that cannot start: `*key` must be the connection's first frame, on a
+    /// plain wire.
+    #[error("*key must be the first frame of a plain connection")]
+    NotFirst,
 }
 
 impl From<SendError> for Error {
@@ -142,6 +148,10 @@ impl From<SendError> for Error {
             SendError::Closed(reason) => Error::Closed(reason),
             SendError::Full { queued, budget } => Error::SendQueueFull { queued, budget },
             SendError::Encode(e) => Error::encode(e),
+            SendError::NotFirst => Error::Codec(
+                "*key must be the first frame of a plain connection".into(),
+                code::CORE_ENCODING,
+            ),
         }
     }
 }
@@ -199,6 +209,13 @@ pub struct Connection<W = ()> {
     /// Since when bytes have been waiting with none taken by the transport.
     stall_since: Option<Instant>,
     last_ping: Option<Instant>,
+    /// Frames taken off the input so far.
+    frames_read: u64,
+    /// Whether any frame was ever queued for the peer.
+    sent_any: bool,
+    /// Switched to encryption by a `*key` exchange.
+    #[cfg(feature = "encryption")]
+    encrypted: bool,
 }
 
 impl<W> Drop for Connection<W> {
@@ -248,7 +265,21 @@ impl<W> Connection<W> {
             last_sent: now,
             stall_since: None,
             last_ping: None,
+            frames_read: 0,
+            sent_any: false,
+            #[cfg(feature = "encryption")]
+            encrypted: false,
         }
+    }
+
+    /// Frames read off the input so far (the one just handed out as an event included).
+    pub fn frames_read(&self) -> u64 {
+        self.frames_read
+    }
+
+    /// Whether any frame was ever queued for the peer (sent or not).
+    pub fn has_sent(&self) -> bool {
+        self.sent_any
     }
 
     /// The configuration in force.
@@ -465,6 +496,7 @@ impl<W> Connection<W> {
     }
 
     fn frame_taken(&mut self) {
+        self.frames_read += 1;
         self.need = None;
         self.release_reservation();
     }
@@ -512,6 +544,7 @@ impl<W> Connection<W> {
                 }
             }
         }
+        self.sent_any = true;
         self.note_output();
         Ok(())
     }

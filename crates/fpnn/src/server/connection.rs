@@ -86,6 +86,12 @@ impl Connection {
         self.inner.link.closing().await
     }
 
+    /// Whether the client encrypted the connection (the `*key` exchange).
+    #[cfg(feature = "encryption")]
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.link.read(|conn| conn.is_encrypted())
+    }
+
     /// Bytes queued for the client and not yet taken by it.
     pub fn queued_bytes(&self) -> usize {
         self.inner.link.read(|conn| conn.queued())

@@ -16,7 +16,9 @@
 //! # }
 //! ```
 //!
-//! Built in: `*ping` answers `{ts: <ms>}`; an unknown method is answered 20004; a quest that
+//! Built in: `*ping` answers `{ts: <ms>}`; `*key` runs the key exchange of an encrypted
+//! connection when the server has a key ([`ServerBuilder::encryption`]) and closes the
+//! connection otherwise; an unknown method is answered 20004; a quest that
 //! arrives while the server stops is answered 20014; a bad frame or an undecodable payload
 //! closes that connection only, silently, as the official framework does.
 //!
@@ -29,8 +31,12 @@
 //! peer that takes no bytes for `write_stall_timeout` is closed.
 
 mod connection;
+#[cfg(feature = "encryption")]
+mod encryption;
 
 pub use connection::Connection;
+#[cfg(feature = "encryption")]
+pub use encryption::{EncryptionPolicy, ServerEncryption};
 
 use crate::driver::{self, Handled, Link, QuestHandler};
 use crate::error::{code, ErrorAnswer};
@@ -144,9 +150,30 @@ pub struct ServerBuilder {
     router: Router<Connection>,
     on_connect: Option<ConnectHook>,
     on_close: Option<CloseHook>,
+    #[cfg(feature = "encryption")]
+    encryption: Option<ServerEncryption>,
+    #[cfg(feature = "encryption")]
+    on_key_exchange: Option<ConnectHook>,
 }
 
 impl ServerBuilder {
+    /// Called when a connection has switched to encryption (a `*key` exchange succeeded),
+    /// before its next quest is read: for metrics of encrypted and plain connections
+    /// ([`Connection::is_encrypted`] tells them apart in [`ServerBuilder::on_close`]).
+    #[cfg(feature = "encryption")]
+    pub fn on_key_exchange(mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) -> Self {
+        self.on_key_exchange = Some(Arc::new(hook));
+        self
+    }
+
+    /// Lets clients encrypt their connections with the `*key` exchange, with this static key
+    /// and policy (see [`ServerEncryption`]). Without it, `*key` closes the connection.
+    #[cfg(feature = "encryption")]
+    pub fn encryption(mut self, encryption: ServerEncryption) -> Self {
+        self.encryption = Some(encryption);
+        self
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -271,6 +298,10 @@ impl ServerBuilder {
             router: self.router,
             on_connect: self.on_connect,
             on_close: self.on_close,
+            #[cfg(feature = "encryption")]
+            encryption: self.encryption,
+            #[cfg(feature = "encryption")]
+            on_key_exchange: self.on_key_exchange,
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
@@ -302,6 +333,10 @@ struct Shared {
     router: Router<Connection>,
     on_connect: Option<ConnectHook>,
     on_close: Option<CloseHook>,
+    #[cfg(feature = "encryption")]
+    encryption: Option<ServerEncryption>,
+    #[cfg(feature = "encryption")]
+    on_key_exchange: Option<ConnectHook>,
     connections: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
     stopping: AtomicBool,
@@ -341,6 +376,10 @@ impl Server {
             router: Router::new(),
             on_connect: None,
             on_close: None,
+            #[cfg(feature = "encryption")]
+            encryption: None,
+            #[cfg(feature = "encryption")]
+            on_key_exchange: None,
         }
     }
 
@@ -475,6 +514,7 @@ async fn serve_connection(stream: TcpStream, conn: Connection, shared: Arc<Share
         shared: shared.clone(),
         conn: conn.clone(),
         answered: 0,
+        encrypted: false,
     };
     let link = conn.link_arc();
     let reason = driver::drive(stream, link.clone(), handler).await;
@@ -502,12 +542,65 @@ struct ServerHandler {
     /// answers are queued, so that a graceful shutdown cannot close the connection before
     /// their answers are on their way.
     answered: usize,
+    /// The connection switched to encryption (`*key`).
+    #[cfg_attr(not(feature = "encryption"), allow(dead_code))]
+    encrypted: bool,
+}
+
+impl ServerHandler {
+    /// `*key`: the key exchange, finished on the connection itself; or a close without an
+    /// answer when the server has no key.
+    fn key_exchange(&mut self, link: &Arc<Link>, quest: &Quest) -> Handled {
+        #[cfg(feature = "encryption")]
+        if let Some(encryption) = &self.shared.encryption {
+            let key = &encryption.key;
+            match link.update(|conn, _| conn.accept_key(key, quest)) {
+                Ok(request) => {
+                    self.encrypted = true;
+                    if let Some(hook) = &self.shared.on_key_exchange {
+                        hook(&self.conn);
+                    }
+                    tracing::debug!(peer = %link.peer(), mode = ?request.mode, bits = request.bits.bits(), "connection encrypted");
+                }
+                Err(reason) => {
+                    tracing::debug!(peer = %link.peer(), %reason, "key exchange refused")
+                }
+            }
+            return Handled::Finished;
+        }
+        let _ = (link, quest);
+        Handled::Close(CloseReason::Protocol(proto::ProtocolError::KeyExchange(
+            "this server has no encryption key".into(),
+        )))
+    }
+
+    /// Whether a plain connection must be closed for calling `method` (encryption required).
+    fn plain_refused(&self, method: &str) -> bool {
+        #[cfg(feature = "encryption")]
+        if let Some(encryption) = &self.shared.encryption {
+            return !self.encrypted
+                && encryption.policy == EncryptionPolicy::Require
+                && method != "*ping";
+        }
+        let _ = method;
+        false
+    }
 }
 
 impl QuestHandler for ServerHandler {
-    fn quest(&mut self, _link: &Arc<Link>, quest: Quest) -> Handled {
+    fn quest(&mut self, link: &Arc<Link>, quest: Quest) -> Handled {
         if quest.method == "*ping" {
             return Handled::Inline(Ok(Value::map().with("ts", driver::unix_ms())));
+        }
+        if quest.method == "*key" {
+            return self.key_exchange(link, &quest);
+        }
+        if self.plain_refused(&quest.method) {
+            return Handled::Close(CloseReason::Protocol(
+                proto::ProtocolError::EncryptionRequired {
+                    method: quest.method.clone(),
+                },
+            ));
         }
         let params = match driver::params_or_close(&quest) {
             Ok(params) => params,

@@ -103,13 +103,17 @@ fn login(
     (uid, token): &(i64, String),
     check_ok: bool,
     buf: &mut BytesMut,
+    encryption: Option<&fpnn::encryption::ClientEncryption>,
 ) -> Result<(), String> {
     let mut stream = TcpStream::connect(gate).map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = wire::Reader::default();
+    let mut sealer = wire::key_exchange(&mut stream, &mut reader, encryption)
+        .map_err(|e| format!("*key: {e}"))?;
     wire::auth(buf, 1, pid, *uid, token);
-    let answer = wire::call(&mut stream, &mut reader, buf).map_err(|e| format!("auth: {e}"))?;
+    let answer = wire::call(&mut stream, &mut reader, buf, sealer.as_mut())
+        .map_err(|e| format!("auth: {e}"))?;
     if answer.is_error() {
         return Err(wire::error_code(&answer).to_string());
     }
@@ -128,7 +132,8 @@ fn login(
         2,
         &Value::map(),
     );
-    let answer = wire::call(&mut stream, &mut reader, buf).map_err(|e| format!("bye: {e}"))?;
+    let answer = wire::call(&mut stream, &mut reader, buf, sealer.as_mut())
+        .map_err(|e| format!("bye: {e}"))?;
     if answer.is_error() {
         return Err(wire::error_code(&answer).to_string());
     }
@@ -166,7 +171,14 @@ pub fn run(
                             let user = &tokens[i % tokens.len()];
                             i += opts.workers;
                             let began = Instant::now();
-                            let result = login(target.gate, target.pid, user, check_ok, &mut buf);
+                            let result = login(
+                                target.gate,
+                                target.pid,
+                                user,
+                                check_ok,
+                                &mut buf,
+                                target.encryption.as_ref(),
+                            );
                             buf.clear();
                             let now = Instant::now();
                             progress.fetch_add(1, Ordering::Relaxed);

@@ -211,7 +211,7 @@ fn connect(target: &Target, kind: Kind) -> Result<TcpStream, String> {
 fn login(stream: &mut TcpStream, pid: i32, uid: i64, token: &str) -> Result<(), String> {
     let mut out = BytesMut::new();
     wire::auth(&mut out, 1, pid, uid, token);
-    let answer = wire::call(stream, &mut Reader::default(), &mut out)
+    let answer = wire::call(stream, &mut Reader::default(), &mut out, None)
         .map_err(|e| format!("login of user {uid}: {e}"))?;
     if answer.is_error() {
         return Err(format!(
@@ -294,7 +294,7 @@ fn probe(addr: SocketAddr, signer: &Signer, stop: &AtomicBool) -> (Histogram, u6
         );
         seq += 1;
         let start = Instant::now();
-        match wire::call(&mut stream, &mut reader, &mut out) {
+        match wire::call(&mut stream, &mut reader, &mut out, None) {
             Ok(answer) if !answer.is_error() => hist.record(start.elapsed()),
             Ok(_) => errors += 1,
             Err(_) => return (hist, errors + 1),

@@ -99,6 +99,8 @@ struct Ctx {
     measure_from: Instant,
     measure_to: Instant,
     progress: Arc<AtomicU64>,
+    /// `--encrypt`: the raw client's connections run `*key` first.
+    encryption: Option<fpnn::encryption::ClientEncryption>,
 }
 
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
@@ -124,6 +126,7 @@ fn closed_conn_inner(ctx: &Ctx, c: usize, out: &mut ConnOut) -> std::io::Result<
     let mut stream = connect(ctx.addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = wire::Reader::default();
+    let mut sealer = wire::key_exchange(&mut stream, &mut reader, ctx.encryption.as_ref())?;
     let mut rng = Rng::new(0xB0B0 + c as u64);
     let mut sent = vec![ctx.measure_from; 1 << 16];
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -142,6 +145,9 @@ fn closed_conn_inner(ctx: &Ctx, c: usize, out: &mut ConnOut) -> std::io::Result<
     for _ in 0..ctx.opts.depth {
         send(&mut buf, &mut sent, now);
         in_flight += 1;
+    }
+    if let Some(sealer) = &mut sealer {
+        sealer.seal(&mut buf)?;
     }
     stream.write_all(&buf)?;
     buf.clear();
@@ -176,6 +182,9 @@ fn closed_conn_inner(ctx: &Ctx, c: usize, out: &mut ConnOut) -> std::io::Result<
         ctx.progress
             .fetch_add(answers.len() as u64, Ordering::Relaxed);
         if !buf.is_empty() {
+            if let Some(sealer) = &mut sealer {
+                sealer.seal(&mut buf)?;
+            }
             stream.write_all(&buf)?;
             buf.clear();
         }
@@ -384,6 +393,9 @@ fn sdk_load(ctx: Arc<Ctx>) -> ConnOut {
 
 /// Runs the scenario against `target`.
 pub fn run(target: &Target, opts: &Options, label: &str) -> Result<Run, String> {
+    if target.encryption.is_some() && (opts.sdk || opts.rate.is_some()) {
+        return Err("--encrypt is for the raw closed-loop client only".into());
+    }
     let start = Instant::now() + Duration::from_millis(50);
     let ctx = Arc::new(Ctx {
         addr: target.server_api,
@@ -393,6 +405,7 @@ pub fn run(target: &Target, opts: &Options, label: &str) -> Result<Run, String> 
         measure_from: start + opts.warmup,
         measure_to: start + opts.warmup + opts.duration,
         progress: Arc::new(AtomicU64::new(0)),
+        encryption: target.encryption.clone(),
     });
     let total = opts.warmup + opts.duration;
     let mut cpu = None;
