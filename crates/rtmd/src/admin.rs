@@ -1,4 +1,5 @@
-//! The admin HTTP port: `GET /metrics` (Prometheus) and `GET /healthz`.
+//! The admin HTTP port: `GET /metrics` (Prometheus) and `GET /healthz`; `HEAD` on either
+//! answers as `GET` would, without the body.
 //!
 //! A deliberately small HTTP/1.1 responder (one request per connection, bounded request
 //! size and time) rather than a web framework: two read-only pages do not need one.
@@ -72,7 +73,10 @@ async fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
         request.extend_from_slice(&buf[..n]);
         if request.len() > MAX_REQUEST {
             return respond(
-                &mut stream,
+                &mut Responder {
+                    stream: &mut stream,
+                    head: false,
+                },
                 "431 Request Header Fields Too Large",
                 "text/plain",
                 "request too large\n",
@@ -85,21 +89,28 @@ async fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
     let mut parts = line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
+    // HEAD: the same status and headers as GET (Content-Length included), no body.
+    let head = method == "HEAD";
+    let method = if head { "GET" } else { method };
+    let stream = &mut Responder {
+        stream: &mut stream,
+        head,
+    };
     match (method, path) {
         ("GET", "/metrics") => {
             let body = state.render_metrics();
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
+            respond(stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
         ("GET", "/healthz") => match state.check_store().await {
-            Ok(()) => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
+            Ok(()) => respond(stream, "200 OK", "text/plain", "ok\n").await,
             Err(e) => {
                 let body = format!("store unavailable: {e}\n");
-                respond(&mut stream, "503 Service Unavailable", "text/plain", &body).await
+                respond(stream, "503 Service Unavailable", "text/plain", &body).await
             }
         },
         ("GET", _) => {
             respond(
-                &mut stream,
+                stream,
                 "404 Not Found",
                 "text/plain",
                 "try /metrics or /healthz\n",
@@ -108,18 +119,24 @@ async fn serve(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
         }
         _ => {
             respond(
-                &mut stream,
+                stream,
                 "405 Method Not Allowed",
                 "text/plain",
-                "only GET\n",
+                "only GET and HEAD\n",
             )
             .await
         }
     }
 }
 
+/// Where an answer goes, and whether its body is left out (a `HEAD` request).
+struct Responder<'a> {
+    stream: &'a mut TcpStream,
+    head: bool,
+}
+
 async fn respond(
-    stream: &mut TcpStream,
+    to: &mut Responder<'_>,
     status: &str,
     content_type: &str,
     body: &str,
@@ -128,7 +145,9 @@ async fn respond(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    to.stream.write_all(head.as_bytes()).await?;
+    if !to.head {
+        to.stream.write_all(body.as_bytes()).await?;
+    }
+    to.stream.shutdown().await
 }

@@ -3,6 +3,7 @@
 //! ```toml
 //! data_dir = "/var/lib/rtmd"
 //! store = "embedded"                 # or "redis://127.0.0.1:6379/0"
+//! log_format = "text"                # or "json": one JSON object per line on stderr
 //!
 //! [listen]
 //! server_api = "0.0.0.0:13315"       # the RTM server API (business servers)
@@ -149,7 +150,27 @@ pub struct Config {
     /// The projects served.
     #[serde(default)]
     pub projects: Vec<Project>,
+    /// How the log lines on stderr are written: `"text"` (default) or `"json"`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Whether the TOML had a `[redis]` section (for [`Config::warnings`]).
+    #[serde(skip)]
+    redis_section: bool,
 }
+
+/// How `rtmd` writes its log lines (`log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal and `NO_COLOR` is unset.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message and fields).
+    Json,
+}
+
+/// Secrets shorter than this draw a warning at start ([`Config::warnings`]).
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// Listening addresses.
 #[derive(Debug, Clone, Deserialize)]
@@ -504,12 +525,42 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<text>"),
             message: e.to_string(),
         })?;
+        // It parsed as a Config, so it parses as a table.
+        config.redis_section = toml::from_str::<toml::Table>(text)
+            .map(|t| t.contains_key("redis"))
+            .unwrap_or(false);
         config.validate()?;
         Ok(config)
+    }
+
+    /// Settings that are accepted but ignored or weak, one sentence each, for the log at
+    /// start: a `[redis]` section with the embedded store, and secrets shorter than
+    /// [`MIN_SECRET_LEN`] characters (they are accepted, for tests and migrations, but a
+    /// short secret can be guessed offline from one signed call).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.redis_section && self.store_kind() == StoreKind::Embedded {
+            warnings.push(
+                "the [redis] section is ignored: store is \"embedded\" (set store = \"redis://...\" for cluster mode)"
+                    .to_owned(),
+            );
+        }
+        for (i, p) in self.projects.iter().enumerate() {
+            for (j, secret) in p.secrets.iter().enumerate() {
+                let len = secret.chars().count();
+                if len < MIN_SECRET_LEN {
+                    warnings.push(format!(
+                        "projects[{i}].secrets[{j}] (project {}) is {len} characters long: use at least {MIN_SECRET_LEN} random ones",
+                        p.pid
+                    ));
+                }
+            }
+        }
+        warnings
     }
 
     /// The development configuration: defaults, and one project [`DEV_PID`] whose secret is
@@ -524,6 +575,8 @@ impl Config {
             redis: RedisSettings::default(),
             encryption: EncryptionSettings::default(),
             projects: vec![Project::new(DEV_PID, secret)],
+            log_format: LogFormat::default(),
+            redis_section: false,
         };
         config.validate()?;
         Ok(config)
@@ -696,9 +749,34 @@ impl Config {
     }
 }
 
-fn parse_addr(field: &str, addr: &str) -> Result<SocketAddr, ConfigError> {
-    addr.parse()
-        .map_err(|_| invalid(field, format!("'{addr}' is not an ip:port address")))
+/// Checks a listening address: `ip:port` (`[v6]:port`), or `host:port` with a host name that
+/// is resolved when the port is opened (`localhost:13315`).
+fn parse_addr(field: &str, addr: &str) -> Result<(), ConfigError> {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || {
+        invalid(
+            field,
+            format!("'{addr}' is not an ip:port or host:port address"),
+        )
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        });
+    if host_ok && port.parse::<u16>().is_ok() {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 /// Creates (once) or reads the development project's secret.
@@ -718,7 +796,15 @@ fn dev_secret(data_dir: &Path) -> Result<String, ConfigError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&path, format!("{secret}\n")).map_err(io_err)?;
+    // Readable by its owner only (0600 on Unix): it signs server API calls.
+    let mut file = {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path).map_err(io_err)?
+    };
+    std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes()).map_err(io_err)?;
     Ok(secret)
 }
 
@@ -959,5 +1045,107 @@ mod tests {
             MAX_SIGN_WINDOW * 2 + Duration::from_secs(1),
             crate::store::MAX_REPLAY_TTL
         );
+    }
+
+    #[test]
+    fn warnings_name_ignored_and_weak_settings() {
+        let long = "[[projects]]\npid = 1\nsecrets = [\"0123456789abcdef\"]\n";
+        let c = Config::from_toml(long).unwrap();
+        assert_eq!(c.warnings(), Vec::<String>::new());
+        let c = Config::from_toml(&format!("[redis]\nkey_prefix = \"x\"\n{long}")).unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("[redis] section is ignored"), "{w:?}");
+        let c = Config::from_toml(&format!(
+            "store = \"redis://127.0.0.1/0\"\n[redis]\nkey_prefix = \"x\"\n{long}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.warnings(),
+            Vec::<String>::new(),
+            "used with a Redis store"
+        );
+        let c =
+            Config::from_toml("[[projects]]\npid = 7\nsecrets = [\"0123456789abcdef\", \"a\"]\n")
+                .unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("projects[0].secrets[1]")
+                && w[0].contains("project 7")
+                && w[0].contains("1 characters"),
+            "{w:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Config::development(dir.path()).unwrap().warnings(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        let project = "[[projects]]\npid = 1\nsecrets = [\"a\"]\n";
+        assert_eq!(
+            Config::from_toml(project).unwrap().log_format,
+            LogFormat::Text
+        );
+        let c = Config::from_toml(&format!("log_format = \"json\"\n{project}")).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let e = refused(&format!("log_format = \"xml\"\n{project}"));
+        assert!(e.contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn addresses_may_name_a_host() {
+        for ok in [
+            "127.0.0.1:13315",
+            "[::1]:0",
+            "localhost:13315",
+            "rtm-1.internal:80",
+            "0.0.0.0:0",
+        ] {
+            parse_addr("f", ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "localhost",
+            ":80",
+            "localhost:",
+            "localhost:99999",
+            "a b:80",
+            "-x:80",
+            "a..b:1",
+            "nowhere",
+        ] {
+            let e = parse_addr("listen.gate", bad).unwrap_err().to_string();
+            assert!(
+                e.contains("listen.gate") && e.contains("host:port"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_development_secret_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        Config::development(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join("dev-project.secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn addresses_never_panic_and_ip_ports_pass(text in ".{0,80}", port in 0u16..) {
+            let _ = parse_addr("f", &text);
+            let v4 = format!("10.1.2.3:{port}");
+            let host = format!("node-1.example:{port}");
+            proptest::prop_assert!(parse_addr("f", &v4).is_ok());
+            proptest::prop_assert!(parse_addr("f", &host).is_ok());
+        }
     }
 }

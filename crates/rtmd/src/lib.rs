@@ -28,11 +28,13 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod audit;
 mod clock;
 pub mod config;
 mod fingerprint;
 mod gate;
 mod metrics;
+mod process;
 mod registry;
 mod server_api;
 mod service;

@@ -15,9 +15,10 @@ use clap::Parser;
 /// BENCHMARKS.md has the figures.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use rtmd::config::{Config, DEV_PID};
+use rtmd::config::{Config, LogFormat, DEV_PID};
 use rtmd::Rtmd;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// A self-hosted token service compatible with LiveData RTM.
@@ -27,9 +28,10 @@ struct Args {
     /// The configuration file (TOML). Without it, rtmd runs a development project.
     #[arg(long, short, env = "RTMD_CONFIG")]
     config: Option<PathBuf>,
-    /// The data directory of the development configuration (ignored with --config).
-    #[arg(long, default_value = "rtmd-data", env = "RTMD_DATA_DIR")]
-    data_dir: PathBuf,
+    /// The data directory of the development configuration [default: rtmd-data]. With
+    /// --config, the file's `data_dir` is used and this is ignored (with a warning).
+    #[arg(long, env = "RTMD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Override the server API address (e.g. 127.0.0.1:0 for any free port).
     #[arg(long)]
     server_api: Option<String>,
@@ -51,13 +53,6 @@ fn main() -> ExitCode {
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         eprintln!("rtmd: cannot start jemalloc's purging thread ({e}); freed memory is returned more slowly");
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = match load(&args) {
         Ok(config) => config,
         Err(e) => {
@@ -65,6 +60,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logs(config.log_format);
+    let mut warnings = config.warnings();
+    if args.config.is_some() && args.data_dir.is_some() {
+        warnings.push(format!(
+            "--data-dir (or RTMD_DATA_DIR) is ignored with --config: the data is in {} (the file's data_dir)",
+            config.data_dir.display()
+        ));
+    }
+    for warning in warnings {
+        tracing::warn!("configuration: {warning}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -75,10 +81,28 @@ fn main() -> ExitCode {
     runtime.block_on(run(config, args.config.is_none()))
 }
 
+/// Logs to stderr, at the level of `RUST_LOG` (default `info`): JSON lines, or text with
+/// colours only when stderr is a terminal and `NO_COLOR` is unset or empty.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            logs.with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init()
+        }
+    }
+}
+
 fn load(args: &Args) -> Result<Config, rtmd::config::ConfigError> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
-        None => Config::development(&args.data_dir)?,
+        None => Config::development(args.data_dir.as_deref().unwrap_or(Path::new("rtmd-data")))?,
     };
     if let Some(addr) = &args.server_api {
         config.listen.server_api = addr.clone();
@@ -107,10 +131,15 @@ async fn run(config: Config, development: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let stop = StopSignals::listen();
+    let admin = service
+        .admin_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".into());
     tracing::info!(
         server_api = %service.server_api_addr(),
         gate = %service.gate_addr(),
-        admin = ?service.admin_addr(),
+        %admin,
         %store,
         "rtmd is ready"
     );
@@ -124,17 +153,16 @@ async fn run(config: Config, development: bool) -> ExitCode {
             service.gate_addr(),
         );
     }
-    // Machine-readable line for scripts and tests.
-    println!(
-        "rtmd ready server_api={} gate={} admin={}",
-        service.server_api_addr(),
-        service.gate_addr(),
-        service
-            .admin_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "off".into())
-    );
-    wait_for_signal().await;
+    // A machine-readable line on stdout for scripts and tests; a person at a terminal has
+    // the log's ready line already, so it is not repeated there.
+    if !std::io::stdout().is_terminal() {
+        println!(
+            "rtmd ready server_api={} gate={} admin={admin}",
+            service.server_api_addr(),
+            service.gate_addr(),
+        );
+    }
+    stop.wait().await;
     tracing::info!(
         "shutting down: answering calls in flight, closing connections, flushing the store"
     );
@@ -143,24 +171,37 @@ async fn run(config: Config, development: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened for from its creation: made before the ready line, so that a
+/// signal sent as soon as the line is read is not taken by the default action (exit 143).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                handlers: signal(SignalKind::interrupt())
+                    .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                    .ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.handlers {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -243,6 +243,8 @@ impl State {
             Err(LoginError::AlreadyLoggedIn) => return result,
         };
         self.metrics.auth(counted);
+        let reason = (counted != AuthResult::Ok).then_some(&counted as &dyn std::fmt::Display);
+        crate::audit::login(now, &pid, &uid, conn.peer_addr(), counted.label(), reason);
         result
     }
 
@@ -380,6 +382,7 @@ impl State {
         if let Some(window) = self.store.replay_window() {
             crate::metrics::render_replay_window(&mut body, &window);
         }
+        crate::process::render(&mut body);
         body
     }
 

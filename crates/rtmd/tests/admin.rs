@@ -14,6 +14,80 @@ async fn healthz_answers_ok() {
     assert_eq!(status, 404);
 }
 
+/// Sends `method path` to the admin port and returns the raw response.
+async fn http_raw(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = within("connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("read", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    String::from_utf8(response).unwrap()
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_the_body() {
+    let server = TestServer::start().await;
+    for path in ["/healthz", "/metrics", "/nowhere"] {
+        let get = http_raw(server.admin(), "GET", path).await;
+        let head = http_raw(server.admin(), "HEAD", path).await;
+        let (get_head, get_body) = get.split_once("\r\n\r\n").unwrap();
+        assert!(!get_body.is_empty(), "{path}");
+        let (head_head, head_body) = head.split_once("\r\n\r\n").unwrap();
+        assert_eq!(head_body, "", "HEAD {path} sends no body");
+        let status = |h: &str| h.lines().next().unwrap().to_owned();
+        assert_eq!(status(head_head), status(get_head), "{path}");
+        if path != "/metrics" {
+            // The metrics page may change between the two requests; the others do not.
+            assert_eq!(head_head, get_head, "{path}");
+        }
+        assert!(head_head.contains("Content-Length: "), "{head_head}");
+    }
+    assert!(http_raw(server.admin(), "HEAD", "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(http_raw(server.admin(), "POST", "/healthz")
+        .await
+        .starts_with("HTTP/1.1 405 "));
+}
+
+#[tokio::test]
+async fn metrics_show_build_info_and_the_process() {
+    let server = TestServer::start().await;
+    let (status, page) = http_get(server.admin(), "/metrics").await;
+    assert_eq!(status, 200);
+    let build = format!(
+        "rtmd_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(metric(&page, &build), 1.0, "{page}");
+    assert!(page.contains("# TYPE rtmd_build_info gauge\n"));
+    if cfg!(target_os = "linux") {
+        assert!(
+            metric(&page, "process_resident_memory_bytes") > 1e6,
+            "{page}"
+        );
+        assert!(metric(&page, "process_open_fds") >= 3.0, "{page}");
+        assert!(page.contains("# TYPE process_cpu_seconds_total counter\n"));
+        assert!(page.contains("\nprocess_cpu_seconds_total "));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let started = metric(&page, "process_start_time_seconds");
+        assert!(
+            started > now - 3600.0 && started <= now + 1.0,
+            "{started} vs {now}"
+        );
+    } else {
+        assert!(!page.contains("process_"), "{page}");
+    }
+}
+
 #[tokio::test]
 async fn metrics_show_the_counters_moving() {
     let server = TestServer::start().await;

@@ -30,7 +30,7 @@ pub async fn auth(
         Err(LoginError::Store(e)) => return Err(e.into()),
     };
     if result != AuthResult::Ok {
-        tracing::debug!(peer = %conn.peer_addr(), uid = %auth.uid, "auth refused: {result}");
+        // Logged (rtmd::audit) and counted by `State::login`.
         return Ok(AuthAnswer { ok: false });
     }
     if !conn.is_closed() {

@@ -9,6 +9,7 @@ use fpnn::server::{Connection, ServerBuilder};
 use fpnn::{HandlerResult, Value};
 use rtm_protocol::api::Request;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A server API method's handler, implemented on the method's request type: it acts on a
@@ -27,16 +28,13 @@ pub trait Handler: Request + Send + 'static {
 /// counted by its result.
 pub fn route<P: Handler>(builder: ServerBuilder, state: &Arc<State>) -> ServerBuilder {
     let state = state.clone();
-    builder.route(
-        P::METHOD.name(),
-        move |_conn: Connection, payload: Value| {
-            let state = state.clone();
-            async move { serve::<P>(&state, &payload).await }
-        },
-    )
+    builder.route(P::METHOD.name(), move |conn: Connection, payload: Value| {
+        let state = state.clone();
+        async move { serve::<P>(&state, conn.peer_addr(), &payload).await }
+    })
 }
 
-async fn serve<P: Handler>(state: &State, payload: &Value) -> HandlerResult {
+async fn serve<P: Handler>(state: &State, peer: SocketAddr, payload: &Value) -> HandlerResult {
     // One reading of the clock serves the signature's `ts` check and the handler (a token's
     // issue time, a device's time).
     let now = state.now();
@@ -46,6 +44,16 @@ async fn serve<P: Handler>(state: &State, payload: &Value) -> HandlerResult {
         Ok::<_, ApiError>(fpnn::to_value(&answer)?)
     };
     let result = answered.await;
+    if let Err(
+        e @ (ApiError::UnknownProject(_)
+        | ApiError::BadSign(_)
+        | ApiError::LegacySignRefused(_)
+        | ApiError::Clock { .. }
+        | ApiError::Replayed(_)),
+    ) = &result
+    {
+        crate::audit::call_refused(now, P::METHOD.name(), peer, e.code(), e);
+    }
     state
         .metrics()
         .server_call(P::METHOD, result.as_ref().err().map(ApiError::code));

@@ -16,12 +16,13 @@ impl Handler for Kickout {
     async fn handle(
         state: &State,
         call: Signed<'_, Self>,
-        _now: Now,
+        now: Now,
     ) -> Result<KickoutAnswer, ApiError> {
         let Kickout { uid, ce } = &call.request;
         // Absent, nil and "" all mean every login of the user.
         let ce = ce.as_deref().filter(|ce| !ce.is_empty()).map(normalize_ce);
         let kicked = state.kickout(call.project.pid, *uid, ce.as_deref()).await?;
+        crate::audit::kickout(now, call.project.pid, *uid, ce.as_deref(), kicked);
         Ok(KickoutAnswer {
             kicked: Some(u64::try_from(kicked).unwrap_or(u64::MAX)),
         })

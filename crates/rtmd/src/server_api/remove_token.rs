@@ -9,8 +9,9 @@ use crate::state::State;
 use rtm_protocol::api::{Empty, RemoveToken};
 
 impl Handler for RemoveToken {
-    async fn handle(state: &State, call: Signed<'_, Self>, _now: Now) -> Result<Empty, ApiError> {
+    async fn handle(state: &State, call: Signed<'_, Self>, now: Now) -> Result<Empty, ApiError> {
         state.revoke(call.project, call.request.uid).await?;
+        crate::audit::remove_token(now, call.project.pid, call.request.uid);
         Ok(Empty)
     }
 }
