@@ -147,6 +147,12 @@ pub fn remove_token(now: Now, pid: i32, uid: i64) {
     }
 }
 
+/// A device change (`adddevice` / `removedevice`), at `debug`: frequent and routine, so off at
+/// the default level and not counted against the rate limits.
+pub fn device(pid: i32, uid: i64, change: &'static str, apptype: Option<&str>) {
+    tracing::debug!(target: "rtmd::audit", event = "device", change, pid, uid, apptype, "device {change}");
+}
+
 /// A server API call refused before its handler ran (sign, ts, replay, project).
 pub fn call_refused(
     now: Now,

@@ -203,6 +203,12 @@ async fn logins_kickouts_removetokens_and_refused_calls_are_audited() {
     within("removetoken", client.remove_token(44))
         .await
         .unwrap();
+    within("adddevice", client.add_device(45, "fcm", "device-45"))
+        .await
+        .unwrap();
+    within("removedevice", client.remove_device(45, "device-45"))
+        .await
+        .unwrap();
     // Refused server API calls: a bad sign, a ts out of the window, a replay.
     let wrong = sdk(&rtmd.api, DEV_PID, "not-the-secret-at-all");
     assert_eq!(
@@ -253,6 +259,17 @@ async fn logins_kickouts_removetokens_and_refused_calls_are_audited() {
     assert_eq!(kick["kicked"].as_u64(), Some(1));
     let revoked = find("removetoken", &|v| v["event"] == "removetoken");
     assert_eq!(revoked["uid"].as_i64(), Some(44));
+    let added = find("device added", &|v| {
+        v["event"] == "device" && v["change"] == "added"
+    });
+    assert_eq!(
+        (added["uid"].as_i64(), added["apptype"].as_str()),
+        (Some(45), Some("fcm"))
+    );
+    let removed = find("device removed", &|v| {
+        v["event"] == "device" && v["change"] == "removed"
+    });
+    assert_eq!(removed["uid"].as_i64(), Some(45));
     let refusals: Vec<_> = audit.iter().filter(|v| v["event"] == "refused").collect();
     let codes: Vec<_> = refusals
         .iter()

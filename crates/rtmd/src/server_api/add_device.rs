@@ -18,6 +18,7 @@ impl Handler for AddDevice {
         state
             .add_device(call.project, *uid, apptype, devicetoken, now)
             .await?;
+        crate::audit::device(call.project.pid, *uid, "added", Some(apptype));
         Ok(Empty)
     }
 }

@@ -14,6 +14,7 @@ impl Handler for RemoveDevice {
         state
             .remove_device(call.project.pid, *uid, devicetoken)
             .await?;
+        crate::audit::device(call.project.pid, *uid, "removed", None);
         Ok(Empty)
     }
 }

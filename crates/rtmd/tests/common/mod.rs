@@ -675,7 +675,8 @@ impl Binary {
         let err_file = std::fs::File::create(&stderr).expect("stderr file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_rtmd"))
             .args(args)
-            .env("RUST_LOG", "info")
+            // The audit's debug events (device changes) too, for the log tests.
+            .env("RUST_LOG", "info,rtmd::audit=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err_file)
