@@ -17,7 +17,7 @@
 #[path = "common/official_sdk.rs"]
 #[allow(dead_code)] // the Python generator is for the other tests
 mod official_sdk;
-#[path = "common/redis_keys.rs"]
+#[path = "../../../test-support/redis_keys.rs"]
 mod redis_keys;
 
 use fpnn::client::{Client, ConnectionEvent};

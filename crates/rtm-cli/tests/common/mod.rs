@@ -2,6 +2,9 @@
 //! running `rtm login`.
 #![allow(dead_code)]
 
+#[path = "../../../../test-support/redis_keys.rs"]
+mod redis_keys;
+
 use rtmd::config::{Config, Project};
 use rtmd::store::MemoryStore;
 use rtmd::Rtmd;
@@ -211,19 +214,7 @@ async fn redis_conn() -> Result<redis::aio::MultiplexedConnection, String> {
 
 /// Deletes the keys under `prefix` (rtmd writes `prefix:…` and `{prefix:…}…`).
 pub async fn delete_redis_prefix(prefix: &str) {
-    let Ok(mut conn) = redis_conn().await else {
-        return;
-    };
-    for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
-        }
-    }
+    redis_keys::delete_prefix(SHARED_REDIS, prefix).await;
 }
 
 /// A cluster node: an `rtmd` on the shared Redis under `prefix`.

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a part of the helpers
 
 pub mod official_sdk;
+#[path = "../../../../test-support/redis_keys.rs"]
 pub mod redis_keys;
 
 use fpnn::client::{Client, ConnectionEvent};

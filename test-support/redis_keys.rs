@@ -1,4 +1,5 @@
-//! Cleaning up after tests that use the shared Redis, each under a key prefix of its own.
+//! Cleaning up after tests that use the shared Redis, each under a key prefix of its own
+//! (shared by the rtmd and rtm tests).
 
 use std::time::Duration;
 
