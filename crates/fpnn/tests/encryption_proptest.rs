@@ -5,25 +5,16 @@
 //! Deterministic (a fixed seed) unless `PROPTEST_RNG_SEED` is set; `PROPTEST_CASES` runs more.
 #![cfg(feature = "encryption")]
 
+mod common;
+
 use bytes::BytesMut;
 use fpnn::encryption::{Bits, FrameEncryptor, FrameReceiver, KeyMaterial, KeyRequest, Mode};
 use fpnn::{CodecError, Format, Frame, FrameDecoder, Quest, Value, DEFAULT_MAX_FRAME};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
+/// `cases` cases, from this file's fixed seed unless the environment names one.
 fn config(cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::with_cases(cases);
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x_e1_c0_de);
-    }
-    config.failure_persistence = None;
-    if let Some(cases) = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-    {
-        config.cases = cases;
-    }
-    config
+    common::proptest_config(cases, 0x_e1_c0_de)
 }
 
 /// Key material from a random secret of a supported curve's length, and a mode.

@@ -4,6 +4,8 @@
 //! The runs are deterministic (a fixed seed) unless `PROPTEST_RNG_SEED` is set, so a failure
 //! in CI reproduces locally; set `PROPTEST_CASES` to run more cases.
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
 use fpnn::msgpack::{self, MsgpackError};
 use fpnn::{
@@ -11,24 +13,11 @@ use fpnn::{
     DEFAULT_MAX_FRAME,
 };
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 use serde::{Deserialize, Serialize};
 
-/// `cases` cases, from a fixed seed unless the environment names one.
+/// `cases` cases, from this file's fixed seed unless the environment names one.
 fn config(cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::with_cases(cases);
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x_f9_99_c0_de);
-    }
-    // A failure prints its minimal input and the seed reproduces it: no files to keep.
-    config.failure_persistence = None;
-    if let Some(cases) = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-    {
-        config.cases = cases;
-    }
-    config
+    common::proptest_config(cases, 0x_f9_99_c0_de)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,27 +4,18 @@
 //!
 //! Deterministic (a fixed seed) unless `PROPTEST_RNG_SEED` is set; `PROPTEST_CASES` runs more.
 
+mod common;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use fpnn::web::detect::{detect, Accept, MAX_DETECT_LEN};
 use fpnn::web::http::{HttpSession, Incoming as HttpIncoming, Limits, Request, RequestDecoder};
 use fpnn::web::ws::{Incoming, Upgrade, WebSocket};
 use fpnn::{Format, Frame, Quest, Value, DEFAULT_MAX_FRAME};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
+/// `cases` cases, from this file's fixed seed unless the environment names one.
 fn config(cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::with_cases(cases);
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x_3e_b5_0c_e7);
-    }
-    config.failure_persistence = None;
-    if let Some(cases) = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-    {
-        config.cases = cases;
-    }
-    config
+    common::proptest_config(cases, 0x_3e_b5_0c_e7)
 }
 
 /// Feeds `input` to `step` in pieces of the given sizes (cycled), collecting what it yields

@@ -215,3 +215,21 @@ pub fn hex(text: &str) -> Vec<u8> {
 pub fn numbered(n: i64) -> Value {
     Value::map().with("i", n)
 }
+
+/// A proptest configuration of `cases` cases from the fixed `seed`, unless the environment
+/// names a seed (`PROPTEST_RNG_SEED`) or a number of cases (`PROPTEST_CASES`). A failure
+/// prints its minimal input and the seed reproduces it: no regression files to keep.
+pub fn proptest_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::with_cases(cases);
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(seed);
+    }
+    config.failure_persistence = None;
+    if let Some(cases) = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
+        config.cases = cases;
+    }
+    config
+}
